@@ -1,0 +1,294 @@
+"""Layers on the NumPy path: forward against plain-loop references, backward against
+central differences (float64, one relative error per check, at most 1e-6)."""
+
+import numpy as np
+import pytest
+from gradcheck import check_layer, rel_error
+
+from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
+                             Tanh, col2im, im2col)
+
+TOLERANCE = 1e-6
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def tie_free(shape, rng):
+    """Values that differ pairwise by at least 0.01: no max-pool window has a near-tie."""
+    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.01 - 1.0).astype(np.float64)
+
+
+# Plain-loop references, written independently of the layers ---------------------------------
+
+def conv_reference(x, w, b, stride, pad):
+    N, C, H, W = x.shape
+    O, _, k, _ = w.shape
+    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad))
+    xp[:, :, pad:pad + H, pad:pad + W] = x
+    OH, OW = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    out = np.zeros((N, O, OH, OW))
+    for n in range(N):
+        for o in range(O):
+            for i in range(OH):
+                for j in range(OW):
+                    patch = xp[n, :, i * stride:i * stride + k, j * stride:j * stride + k]
+                    out[n, o, i, j] = np.sum(patch * w[o]) + b[o]
+    return out
+
+
+def lrn_reference(x, size, k, alpha, beta):
+    N, C, H, W = x.shape
+    out = np.zeros_like(x)
+    for n in range(N):
+        for c in range(C):
+            for y in range(H):
+                for z in range(W):
+                    total = 0.0
+                    for j in range(max(0, c - size // 2), min(C - 1, c + size // 2) + 1):
+                        total += x[n, j, y, z] ** 2
+                    out[n, c, y, z] = x[n, c, y, z] / (k + alpha * total) ** beta
+    return out
+
+
+def maxpool_reference(x, size, stride):
+    N, C, H, W = x.shape
+    OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
+    out = np.zeros((N, C, OH, OW))
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    out[n, c, i, j] = x[n, c, i * stride:i * stride + size, j * stride:j * stride + size].max()
+    return out
+
+
+# Convolution -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel_size,stride,pad", [(3, 1, 0), (3, 2, 1), (5, 1, 2), (11, 4, 0)])
+def test_conv_forward_matches_loops(kernel_size, stride, pad, rng):
+    size = 19 if kernel_size == 11 else 7
+    conv = Conv2D(3, 4, kernel_size, stride, pad, weight_std=1.0, bias=0.5, rng=rng, dtype="float64")
+    conv.bias[:] = rng.standard_normal(4)
+    x = rng.standard_normal((2, 3, size, size))
+    expected = conv_reference(x, conv.weight, conv.bias, stride, pad)
+    assert rel_error(conv.forward(x), expected) < 1e-12
+
+
+def test_col2im_is_the_adjoint_of_im2col(rng):
+    # <im2col(x), c> == <x, col2im(c)> for every x and c: the defining property of an adjoint
+    x = rng.standard_normal((2, 3, 9, 9))
+    cols = im2col(x, 3, 2, 1)
+    c = rng.standard_normal(cols.shape)
+    assert abs(np.sum(cols * c) - np.sum(x * col2im(c, x.shape, 3, 2, 1))) < 1e-10
+
+
+@pytest.mark.parametrize("kernel_size,stride,pad", [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 0)])
+def test_conv_gradients(kernel_size, stride, pad, rng):
+    conv = Conv2D(3, 4, kernel_size, stride, pad, weight_std=1.0, rng=rng, dtype="float64")
+    conv.bias[:] = rng.standard_normal(4)
+    x = rng.standard_normal((2, 3, 7, 7))
+    errors = check_layer(conv, x, rng)
+    assert set(errors) == {"x", "weight", "bias"}
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_conv_without_input_gradient_still_fills_parameter_gradients(rng):
+    conv = Conv2D(3, 4, 3, weight_std=1.0, rng=rng, dtype="float64")
+    x = rng.standard_normal((2, 3, 5, 5))
+    g = rng.standard_normal(conv.forward(x).shape)
+    expected = conv.backward(g), conv.dweight.copy()
+    conv.input_grad = False
+    conv.forward(x)
+    assert conv.backward(g) is None
+    assert rel_error(conv.dweight, expected[1]) == 0
+
+
+def test_conv_rejects_bad_geometry_and_dtype(rng):
+    conv = Conv2D(3, 4, 3, stride=2, dtype="float64")
+    with pytest.raises(ValueError, match="does not tile"):
+        conv.forward(np.zeros((1, 3, 6, 6)))
+    with pytest.raises(ValueError, match="input channels"):
+        conv.forward(np.zeros((1, 2, 7, 7)))
+    with pytest.raises(TypeError, match="float32"):
+        conv.forward(np.zeros((1, 3, 7, 7), dtype=np.float32))
+
+
+# ReLU and tanh -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer", [ReLU(), Tanh()], ids=["relu", "tanh"])
+def test_activation_gradients(layer, rng):
+    x = rng.standard_normal((3, 4, 5))
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the ReLU kink, where no derivative exists
+    errors = check_layer(layer, x, rng)
+    assert errors["x"] < TOLERANCE
+
+
+def test_activation_values():
+    x = np.array([-2.0, -0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(ReLU().forward(x), [0, 0, 0, 3])
+    np.testing.assert_allclose(Tanh().forward(x), np.tanh(x))
+
+
+# Local response normalization --------------------------------------------------------------
+
+@pytest.mark.parametrize("size,k,alpha,beta", [(5, 2.0, 1e-4, 0.75), (5, 1.0, 1.0, 0.75), (3, 1.0, 1.0, 0.5),
+                                               (7, 0.5, 2.0, 1.0)])
+@pytest.mark.parametrize("channels", [1, 3, 8])
+def test_lrn_forward_matches_loops(size, k, alpha, beta, channels, rng):
+    # alpha = 1, k = 1 make every term of the window matter: with the paper's constants a
+    # wrong window changes the output by less than a part in 1e4 and would pass unnoticed
+    x = rng.standard_normal((2, channels, 3, 4))
+    lrn = LRN(size, k, alpha, beta)
+    assert rel_error(lrn.forward(x), lrn_reference(x, size, k, alpha, beta)) < 1e-12
+
+
+def test_lrn_window_is_centred_and_clipped():
+    # one large channel among ones: with alpha = 1, k = 1 and beta = 1, out = x / scale
+    # shows which channels each window covered
+    x = np.ones((1, 7, 1, 1))
+    x[0, 3] = 4.0
+    out = LRN(size=5, k=1.0, alpha=1.0, beta=1.0).forward(x)
+    scale = (x / out).ravel()
+    # channel c sums the squares over channels [c-2, c+2] clipped to [0, 6]: the ones add 1
+    # each, channel 3 adds 16; so scale = k + (channels in the window) + 15 if 3 is among them.
+    # Channels 0 and 6 are 3 away from channel 3: their windows must not reach it.
+    expected = [1 + 3, 1 + 4 + 15, 1 + 5 + 15, 1 + 5 + 15, 1 + 5 + 15, 1 + 4 + 15, 1 + 3]
+    np.testing.assert_allclose(scale, expected)
+    x[0, 3] = 1.0
+    x[0, 0] = 4.0  # now only channels 0, 1 and 2 see the large value
+    scale = (x / LRN(size=5, k=1.0, alpha=1.0, beta=1.0).forward(x)).ravel()
+    np.testing.assert_allclose(scale, [1 + 3 + 15, 1 + 4 + 15, 1 + 5 + 15, 1 + 5, 1 + 5, 1 + 4, 1 + 3])
+
+
+@pytest.mark.parametrize("size,k,alpha,beta", [(5, 2.0, 1e-4, 0.75), (5, 1.0, 1.0, 0.75), (3, 0.5, 2.0, 1.0)])
+def test_lrn_gradients(size, k, alpha, beta, rng):
+    lrn = LRN(size, k, alpha, beta)
+    errors = check_layer(lrn, rng.standard_normal((2, 7, 3, 3)), rng)
+    assert errors["x"] < TOLERANCE
+
+
+def test_lrn_rejects_even_window():
+    with pytest.raises(ValueError, match="odd"):
+        LRN(size=4)
+
+
+# Max-pooling -------------------------------------------------------------------------------
+
+POOLINGS = [(3, 2, 9), (2, 2, 8), (3, 1, 7)]  # size, stride, input size
+
+
+@pytest.mark.parametrize("size,stride,width", POOLINGS)
+def test_maxpool_forward_matches_loops(size, stride, width, rng):
+    x = tie_free((2, 3, width, width), rng)
+    pool = MaxPool2D(size, stride)
+    out = pool.forward(x)
+    np.testing.assert_array_equal(out, maxpool_reference(x, size, stride))
+    # argmax points at the winner inside its plane
+    planes = x.reshape(2, 3, -1)
+    np.testing.assert_array_equal(np.take_along_axis(planes, pool.argmax.reshape(2, 3, -1), axis=2),
+                                  out.reshape(2, 3, -1))
+
+
+@pytest.mark.parametrize("size,stride,width", POOLINGS)
+def test_maxpool_gradients(size, stride, width, rng):
+    x = tie_free((2, 3, width, width), rng)
+    errors = check_layer(MaxPool2D(size, stride), x, rng, eps=1e-4)
+    assert errors["x"] < TOLERANCE
+
+
+def test_maxpool_overlap_accumulates():
+    # a single large value at (2, 2) wins all four overlapping 3x3 windows of a 5x5 input
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 1.0
+    pool = MaxPool2D(3, 2)
+    pool.forward(x)
+    dx = pool.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    assert dx[0, 0, 2, 2] == 10.0 and dx.sum() == 10.0
+
+
+def test_maxpool_shapes_of_alexnet():
+    sizes = [MaxPool2D().forward(np.zeros((1, 1, s, s))).shape[-1] for s in (55, 27, 13)]
+    assert sizes == [27, 13, 6]
+
+
+# Fully connected, flatten ------------------------------------------------------------------
+
+def test_linear_forward_and_gradients(rng):
+    fc = Linear(6, 4, weight_std=1.0, rng=rng, dtype="float64")
+    fc.bias[:] = rng.standard_normal(4)
+    x = rng.standard_normal((3, 6))
+    np.testing.assert_allclose(fc.forward(x), np.einsum("ni,oi->no", x, fc.weight) + fc.bias)
+    errors = check_layer(fc, x, rng)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_flatten_is_channel_major(rng):
+    x = rng.standard_normal((2, 3, 2, 2))
+    flat = Flatten().forward(x)
+    assert flat.shape == (2, 12) and flat[1, 4] == x[1, 1, 0, 0]
+
+
+# Dropout -----------------------------------------------------------------------------------
+
+def test_dropout_statistics_and_evaluation(rng):
+    drop = Dropout(0.5, seed=7)
+    x = np.ones((200, 500))
+    out = drop.forward(x)
+    assert set(np.unique(out)) == {0.0, 2.0}          # inverted dropout: kept units are doubled
+    assert abs((out == 0).mean() - 0.5) < 0.01         # 100,000 draws: the std of the mean is 0.0016
+    assert drop.forward(x, train=False) is x           # evaluation is the identity
+    np.testing.assert_array_equal(drop.backward(x), x)
+
+
+def test_dropout_masks_are_reproducible_and_change_every_call():
+    x = np.ones((10, 100))
+    first, second = Dropout(0.5, seed=3), Dropout(0.5, seed=3)
+    a1, a2 = first.forward(x), first.forward(x)
+    b1 = second.forward(x)
+    np.testing.assert_array_equal(a1, b1)
+    assert not np.array_equal(a1, a2)
+    assert not np.array_equal(a1, Dropout(0.5, seed=4).forward(x))
+
+
+def test_dropout_gradients(rng):
+    drop = Dropout(0.5, seed=1)
+
+    def replay_mask():
+        drop.calls = 0
+
+    errors = check_layer(drop, rng.standard_normal((4, 10)), rng, before_forward=replay_mask)
+    assert errors["x"] < TOLERANCE
+
+
+# Softmax cross-entropy ---------------------------------------------------------------------
+
+def test_softmax_cross_entropy_value_and_stability(rng):
+    logits = rng.standard_normal((5, 7))
+    labels = np.array([0, 6, 3, 3, 1])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(probs[np.arange(5), labels]))
+    assert abs(SoftmaxCrossEntropy().forward(logits, labels) - expected) < 1e-12
+    # shifting all logits by a huge constant changes nothing and does not overflow
+    assert abs(SoftmaxCrossEntropy().forward(logits + 1e4, labels) - expected) < 1e-9
+    assert np.isfinite(SoftmaxCrossEntropy().forward(np.array([[1e4, -1e4]]), np.array([1])))
+
+
+def test_softmax_cross_entropy_gradient(rng):
+    loss = SoftmaxCrossEntropy()
+    logits = rng.standard_normal((4, 6))
+    labels = np.array([5, 0, 2, 2])
+    loss.forward(logits, labels)
+    analytic = loss.backward()
+    from gradcheck import numerical_gradient
+    numeric = numerical_gradient(lambda: loss.forward(logits, labels), logits)
+    assert rel_error(numeric, analytic) < TOLERANCE
+
+
+def test_softmax_cross_entropy_rejects_bad_labels():
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match="shape"):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([0]))

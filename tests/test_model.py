@@ -1,0 +1,248 @@
+"""The two-column AlexNet: structure, the merged state_dict, gradients, and learning."""
+
+import numpy as np
+import pytest
+from gradcheck import numerical_gradient, rel_error, sample
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy
+from tinyalex.layers import Dropout
+
+SMALL = dict(image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)  # conv1 15x15, pool5 1x1
+
+
+def small_model(**kwargs):
+    return AlexNet(**{"num_classes": 5, "devices": "cpu", **SMALL, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def full_model():
+    return AlexNet(devices="cpu")
+
+
+def test_parameter_count(full_model):
+    assert full_model.num_parameters() == 60_965_224
+    sizes = {k: v.size for k, v in full_model.state_dict().items()}
+    per_layer = {name: sizes[f"{name}.weight"] + sizes[f"{name}.bias"]
+                 for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")}
+    assert per_layer == {"conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936,
+                         "conv5": 442_624, "fc6": 37_752_832, "fc7": 16_781_312, "fc8": 4_097_000}
+
+
+def test_state_dict_has_the_grouped_shapes(full_model):
+    shapes = {k: v.shape for k, v in full_model.state_dict().items()}
+    assert shapes["conv1.weight"] == (96, 3, 11, 11)
+    assert shapes["conv2.weight"] == (256, 48, 5, 5)
+    assert shapes["conv3.weight"] == (384, 256, 3, 3)
+    assert shapes["conv4.weight"] == (384, 192, 3, 3)
+    assert shapes["conv5.weight"] == (256, 192, 3, 3)
+    assert shapes["fc6.weight"] == (4096, 9216)
+    assert shapes["fc7.weight"] == (4096, 4096)
+    assert shapes["fc8.weight"] == (1000, 4096)
+
+
+def test_activation_shapes(full_model):
+    x = np.zeros((1, 3, 227, 227), dtype=np.float32)
+    assert full_model.forward(x, train=False).shape == (1, 1000)
+    for column in ("column_a", "column_b"):
+        shapes = full_model.activation_shapes()[column]
+        assert shapes["conv1"] == (1, 48, 55, 55)
+        assert shapes["pool1"] == (1, 48, 27, 27)
+        assert shapes["pool2"] == (1, 128, 13, 13)
+        assert shapes["conv3"] == (1, 192, 13, 13)
+        assert shapes["pool5"] == (1, 128, 6, 6)
+        assert shapes["fc7"] == (1, 2048)
+
+
+def test_paper_initialisation(full_model):
+    state = full_model.state_dict()
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"):
+        expected_bias = 1.0 if name in ("conv2", "conv4", "conv5", "fc6", "fc7") else 0.0
+        assert np.all(state[f"{name}.bias"] == expected_bias), name
+    assert abs(state["fc6.weight"].std() - 0.01) < 1e-4 and abs(state["fc6.weight"].mean()) < 1e-5
+
+
+def test_same_seed_same_model_other_seed_other_model():
+    a, b, c = small_model(seed=3), small_model(seed=3), small_model(seed=4)
+    for key, value in a.state_dict().items():
+        np.testing.assert_array_equal(value, b.state_dict()[key])
+    assert not np.array_equal(a.state_dict()["conv3.weight"], c.state_dict()["conv3.weight"])
+
+
+def test_state_dict_round_trip():
+    source, target = small_model(seed=1), small_model(seed=2)
+    target.load_state_dict(source.state_dict())
+    for key, value in source.state_dict().items():
+        np.testing.assert_array_equal(target.state_dict()[key], value)
+    x = np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32)
+    np.testing.assert_array_equal(target.forward(x, train=False), source.forward(x, train=False))
+
+
+def test_load_state_dict_rejects_wrong_keys_and_shapes():
+    model, state = small_model(), small_model().state_dict()
+    with pytest.raises(KeyError, match="fc8.bias"):
+        model.load_state_dict({k: v for k, v in state.items() if k != "fc8.bias"})
+    state["conv2.weight"] = state["conv2.weight"][:, :2]
+    with pytest.raises(ValueError, match="conv2.weight"):
+        model.load_state_dict(state)
+
+
+def test_bad_image_size_is_explained():
+    with pytest.raises(ValueError, match="does not tile an input of size 224"):
+        AlexNet(devices="cpu", image_size=224)
+
+
+# The two columns equal the one-device AlexNet with grouped convolutions ----------------------
+
+def grouped_conv(x, w, b, stride, pad, groups):
+    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    k = w.shape[-1]
+    windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    cin, cout = x.shape[1] // groups, w.shape[0] // groups
+    out = [np.einsum("nchwij,ocij->nohw", windows[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout])
+           for g in range(groups)]
+    return np.concatenate(out, axis=1) + b[None, :, None, None]
+
+
+def lrn(x, size=5, k=2.0, alpha=1e-4, beta=0.75):
+    C = x.shape[1]
+    sums = np.stack([np.sum(x[:, max(0, c - size // 2):c + size // 2 + 1] ** 2, axis=1) for c in range(C)], axis=1)
+    return x / (k + alpha * sums) ** beta
+
+
+def pool(x):
+    return sliding_window_view(x, (3, 3), axis=(2, 3))[:, :, ::2, ::2].max(axis=(-1, -2))
+
+
+def grouped_lrn(x):
+    """LRN inside each column's half of the channels, as the two columns of the paper do.
+
+    (Caffe's and PyTorch's one-device AlexNet normalize across the boundary between the
+    halves, which changes the channels within size//2 of it: see docs/columns.md.)
+    """
+    half = x.shape[1] // 2
+    return np.concatenate([lrn(x[:, :half]), lrn(x[:, half:])], axis=1)
+
+
+def one_column_alexnet(state, x):
+    """The single-device AlexNet with grouped convolutions, from a merged state_dict."""
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    s = state
+    x = pool(grouped_lrn(relu(grouped_conv(x, s["conv1.weight"], s["conv1.bias"], 4, 0, 1))))
+    x = pool(grouped_lrn(relu(grouped_conv(x, s["conv2.weight"], s["conv2.bias"], 1, 2, 2))))
+    x = relu(grouped_conv(x, s["conv3.weight"], s["conv3.bias"], 1, 1, 1))
+    x = relu(grouped_conv(x, s["conv4.weight"], s["conv4.bias"], 1, 1, 2))
+    x = pool(relu(grouped_conv(x, s["conv5.weight"], s["conv5.bias"], 1, 1, 2)))
+    x = x.reshape(len(x), -1)
+    x = relu(x @ s["fc6.weight"].T + s["fc6.bias"])
+    x = relu(x @ s["fc7.weight"].T + s["fc7.bias"])
+    return x @ s["fc8.weight"].T + s["fc8.bias"]
+
+
+def test_two_columns_equal_one_grouped_column():
+    model = small_model(dtype="float64", weight_std=0.2, image_size=99)  # pool5 2x2: flatten order matters
+    x = np.random.default_rng(5).standard_normal((3, 3, 99, 99))
+    expected = one_column_alexnet(model.state_dict(), x)
+    assert rel_error(model.forward(x, train=False), expected) < 1e-12
+
+
+# Gradients of the whole (scaled-down) model ------------------------------------------------
+
+def test_model_gradients():
+    model = small_model(dtype="float64", weight_std=0.2, image_size=99, seed=11)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 99, 99))
+    labels = np.array([1, 4])
+    loss = SoftmaxCrossEntropy()
+    dropouts = [layer for column in (model.column_a, model.column_b) for stage in column.stages
+                for layer in stage.layers.values() if isinstance(layer, Dropout)]
+
+    def replay_masks():
+        for layer in dropouts:
+            layer.calls = 0
+
+    def evaluate():
+        replay_masks()
+        return loss.forward(model.forward(x, train=True), labels)
+
+    evaluate()
+    model.backward(loss.backward())
+    analytic = {name: (param, grad.copy()) for name, param, grad in model.parameters()}
+    assert len(analytic) == 2 * 2 * 7 + 2
+    errors = {}
+    for name, (param, grad) in analytic.items():
+        idx = sample(param, 6, rng)
+        errors[name] = rel_error(numerical_gradient(evaluate, param, 1e-6, idx), grad.reshape(-1)[idx])
+    assert max(errors.values()) < 1e-6, {k: v for k, v in errors.items() if v >= 1e-6}
+
+
+# Learning ----------------------------------------------------------------------------------
+
+def images_and_labels(n, classes, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 3, 67, 67)).astype(np.float32), rng.permutation(n) % classes
+
+
+def test_sgd_steps_reduce_the_loss_on_a_fixed_batch():
+    model = small_model(seed=2)
+    x, labels = images_and_labels(16, 5)
+    loss, sgd = SoftmaxCrossEntropy(), SGD(lr=0.01)
+    before = loss.forward(model.forward(x, train=False), labels)
+    for _ in range(5):
+        loss.forward(model.forward(x), labels)
+        model.backward(loss.backward())
+        sgd.step(model.parameters())
+    assert loss.forward(model.forward(x, train=False), labels) < before
+
+
+def test_small_model_overfits_eight_images():
+    # Wider than SMALL, and initialised with larger weights and Caffe's bias 0.1: a net this
+    # small learns slowly from N(0, 0.01^2) weights (seeds 0-3 all reach 100% within 80 steps)
+    model = small_model(num_classes=8, seed=0, channels=(16, 32, 48, 48, 32), hidden=64, weight_std=0.1,
+                        positive_bias=0.1)
+    x, labels = images_and_labels(8, 8)
+    loss, sgd = SoftmaxCrossEntropy(), SGD(lr=0.01)
+    for step in range(300):
+        loss.forward(model.forward(x), labels)
+        model.backward(loss.backward())
+        sgd.step(model.parameters())
+        predictions = model.forward(x, train=False).argmax(axis=1)
+        if np.all(predictions == labels):
+            break
+    np.testing.assert_array_equal(predictions, labels)
+
+
+# On GPUs -----------------------------------------------------------------------------------
+
+def gradients(model, x, labels):
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(model.forward(x, train=False), labels)
+    model.backward(loss.backward())
+    return value, {name: __import__("tinyalex").to_numpy(grad) for name, _, grad in model.parameters()}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype,tolerance", [("float64", 1e-10), ("float32", 2e-4)])
+def test_full_model_on_gpu_matches_cpu(dtype, tolerance):
+    cpu, gpu = AlexNet(devices="cpu", dtype=dtype, seed=7), AlexNet(devices=0, dtype=dtype, seed=7)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 3, 227, 227)).astype(dtype)
+    labels = rng.integers(0, 1000, 4)
+    loss_cpu, grads_cpu = gradients(cpu, x, labels)
+    loss_gpu, grads_gpu = gradients(gpu, x, labels)
+    assert abs(loss_cpu - loss_gpu) < tolerance * abs(loss_cpu)
+    errors = {name: rel_error(grads_gpu[name], grads_cpu[name]) for name in grads_cpu}
+    assert max(errors.values()) < tolerance, errors
+
+
+@pytest.mark.gpu
+def test_two_gpus_equal_one(two_gpus):
+    one, two = AlexNet(devices=0, dtype="float64", seed=3), AlexNet(devices=(0, 1), dtype="float64", seed=3)
+    assert two.column_b.layer("conv1").weight.device.id == 1
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 227, 227))
+    labels = rng.integers(0, 1000, 4)
+    loss_one, grads_one = gradients(one, x, labels)
+    loss_two, grads_two = gradients(two, x, labels)
+    assert abs(loss_one - loss_two) < 1e-12
+    assert max(rel_error(grads_two[k], grads_one[k]) for k in grads_one) < 1e-10

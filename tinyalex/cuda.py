@@ -1,0 +1,83 @@
+"""Loading and launching the raw CUDA kernels of tinyalex.
+
+The kernels live in ``.cu`` files beside the layer that uses them
+(``layers/lrn.cu``, ``layers/maxpool.cu``). Every kernel is written against the type name
+``scalar_t``, which is defined when the file is compiled: ``float`` for float32 arrays,
+``double`` for float64, and declared ``extern "C"`` so that its name is not mangled and
+CuPy finds it by name. So the accumulators follow the array dtype, and a float64
+gradient check means as much on the GPU as on the CPU.
+
+Every kernel uses a grid-stride loop: a thread handles element ``i``, then
+``i + blockDim.x * gridDim.x``, and so on. That makes any launch size correct, lets
+:mod:`tinyalex.cuda_emulation` run the same source on the CPU, and keeps the
+launch arithmetic in one place (:func:`grid_size`).
+"""
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from . import backend
+
+KERNEL_DIR = Path(__file__).parent / "layers"
+THREADS_PER_BLOCK = 256
+MAX_BLOCKS = 65535
+
+C_TYPE_NAMES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def c_type_name(dtype):
+    """The C type that ``scalar_t`` stands for with arrays of ``dtype``."""
+    try:
+        return C_TYPE_NAMES[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"tinyalex kernels support float32 and float64 arrays, not {np.dtype(dtype)}") from None
+
+
+def kernel_source(filename):
+    return (KERNEL_DIR / filename).read_text()
+
+
+def grid_size(n):
+    """Blocks for ``n`` elements: one thread each, capped (the loops stride over the rest)."""
+    return min(max(1, -(-n // THREADS_PER_BLOCK)), MAX_BLOCKS)
+
+
+def launch(kernel, n, *args):
+    """Launch ``kernel`` with one thread per element for ``n`` elements."""
+    kernel((grid_size(n),), (THREADS_PER_BLOCK,), args)
+
+
+class Kernels:
+    """The kernels of one ``.cu`` file, compiled for one dtype on one GPU.
+
+    ``kernels.lrn_fill_scale(grid, block, args)`` launches the kernel of that name, with
+    CuPy's calling convention. CuPy does not check argument types against the kernel's
+    signature, so callers pass ``np.int32`` and ``dtype.type`` scalars explicitly.
+    """
+
+    def __init__(self, filename, dtype, device):
+        import cupy
+
+        with cupy.cuda.Device(device):
+            self.module = cupy.RawModule(
+                code=kernel_source(filename),
+                options=(f"-Dscalar_t={c_type_name(dtype)}",),
+            )
+            self.module.compile()
+        self.device = device
+
+    def __getattr__(self, name):
+        return self.module.get_function(name)
+
+
+@functools.lru_cache(maxsize=None)
+def load(filename, dtype, device):
+    """Compile (once per file, dtype and device) and return :class:`Kernels`."""
+    return Kernels(filename, np.dtype(dtype), device)
+
+
+def kernels_for(filename, array):
+    """The kernels of ``filename`` for the dtype and GPU of ``array``."""
+    return load(filename, array.dtype, backend.device_of(array))

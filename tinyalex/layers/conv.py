@@ -1,0 +1,124 @@
+"""Convolution as one matrix product: im2col, then W @ cols (paper, section 3.5).
+
+Every output pixel of a convolution is a dot product between one kernel and one patch of
+the input. ``im2col`` copies every patch of every image of the batch into one column of a
+matrix; the whole convolution of the whole batch is then a single matrix product, which is
+the operation GPUs (and BLAS libraries) do fastest. ``col2im`` is its adjoint: it adds
+each column back onto the patch it came from, which is what backward needs.
+
+Shapes, for an input of N images with C channels of H x W pixels, O kernels of size
+k x k, stride s and zero padding p::
+
+    OH = (H + 2p - k) // s + 1        OW = (W + 2p - k) // s + 1
+    x     (N, C, H, W)
+    cols  (C*k*k, N*OH*OW)             one column per output pixel of the batch
+    W     (O, C, k, k)  seen as (O, C*k*k)
+    out   (N, O, OH, OW)
+"""
+
+from ..backend import get_array_module
+from .base import Layer, check_dtype, initial_parameters
+
+
+def output_size(size, kernel_size, stride, pad):
+    span = size + 2 * pad - kernel_size
+    if span < 0 or span % stride:
+        raise ValueError(f"a {kernel_size}x{kernel_size} window with stride {stride} and padding {pad} "
+                         f"does not tile an input of size {size}: (size + 2*pad - kernel) must be a "
+                         f"non-negative multiple of the stride, got {span}")
+    return span // stride + 1
+
+
+def im2col(x, kernel_size, stride, pad):
+    """(N, C, H, W) -> (C*k*k, N*OH*OW): every k x k patch of the batch as one column.
+
+    The patches are first a strided *view* of the padded input (no copy): element
+    [c, i, j, n, oy, ox] of the view is x[n, c, oy*s + i, ox*s + j]. The final reshape
+    copies that view into a contiguous matrix.
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    k = kernel_size
+    OH, OW = output_size(H, k, stride, pad), output_size(W, k, stride, pad)
+    if pad:
+        x = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    sN, sC, sH, sW = x.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        x, shape=(C, k, k, N, OH, OW), strides=(sC, sH, sW, sN, sH * stride, sW * stride))
+    return patches.reshape(C * k * k, N * OH * OW)
+
+
+def col2im(cols, x_shape, kernel_size, stride, pad):
+    """(C*k*k, N*OH*OW) -> (N, C, H, W): the adjoint of :func:`im2col`.
+
+    Patches overlap when the stride is smaller than the kernel, so an input pixel
+    receives the sum of the entries of every column that copied it. The loop runs over
+    the k*k positions inside the kernel (not over pixels): each step adds one strided
+    slice of the whole batch at once.
+    """
+    xp = get_array_module(cols)
+    N, C, H, W = x_shape
+    k = kernel_size
+    OH, OW = output_size(H, k, stride, pad), output_size(W, k, stride, pad)
+    cols = cols.reshape(C, k, k, N, OH, OW)
+    dx = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            # forward: patches[c, i, j, n, oy, ox] = x[n, c, oy*s + i, ox*s + j]
+            dx[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += cols[:, i, j].transpose(1, 0, 2, 3)
+    return dx[:, :, pad:pad + H, pad:pad + W] if pad else dx
+
+
+class Conv2D(Layer):
+    """2-D convolution, NCHW activations and OIHW weights.
+
+    x (N, C, H, W) -> out (N, O, OH, OW), with OH = (H + 2*pad - kernel_size) // stride + 1.
+
+    ``weight`` (O, C, k, k) and ``bias`` (O,) start as the paper initialises them
+    (section 5): weights from N(0, weight_std^2), biases constant. Set ``input_grad`` to
+    False on a first layer: backward then skips the gradient with respect to the image,
+    which nobody needs, and returns None.
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *,
+                 weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+        self.weight, self.bias = initial_parameters(
+            (out_channels, in_channels, kernel_size, kernel_size), out_channels,
+            weight_std, bias, rng, device, dtype)
+        self.dweight = self.dbias = None
+        self.input_grad = True
+
+    def forward(self, x):
+        check_dtype(x, self.weight, self)
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        if C != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
+        OH = output_size(H, self.kernel_size, self.stride, self.pad)
+        OW = output_size(W, self.kernel_size, self.stride, self.pad)
+        self.x_shape = x.shape
+        self.cols = im2col(x, self.kernel_size, self.stride, self.pad)
+        out = self.weight.reshape(self.out_channels, -1) @ self.cols    # (O, N*OH*OW)
+        out += self.bias[:, None]
+        return xp.ascontiguousarray(out.reshape(self.out_channels, N, OH, OW).transpose(1, 0, 2, 3))
+
+    def backward(self, dout):
+        O = self.out_channels
+        # forward: out = W @ cols + b, with out seen as (O, N*OH*OW)
+        dout = dout.transpose(1, 0, 2, 3).reshape(O, -1)
+        self.dweight = (dout @ self.cols.T).reshape(self.weight.shape)
+        self.dbias = dout.sum(axis=1)
+        if not self.input_grad:
+            self.cols = None
+            return None
+        dcols = self.weight.reshape(O, -1).T @ dout
+        self.cols = None  # the largest buffer of the layer: free it as soon as possible
+        return col2im(dcols, self.x_shape, self.kernel_size, self.stride, self.pad)
+
+    def __repr__(self):
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, pad={self.pad})")

@@ -1,0 +1,93 @@
+"""Local response normalization (paper, section 3.3).
+
+A neuron's activity is divided by a power of the summed squared activity of the neurons
+at the same position in the ``size`` neighbouring channels ("adjacent kernel maps"),
+a form of lateral inhibition::
+
+    scale[c] = k + alpha * sum_{j = c - size//2}^{c + size//2} x[j]^2     (j clipped to [0, C-1])
+    out[c]   = x[c] * scale[c]^(-beta)
+
+The paper's constants are k = 2, size = 5, alpha = 1e-4, beta = 0.75, and tinyalex uses
+them as written: alpha multiplies each squared term. Caffe and PyTorch divide alpha by
+``size``; to get the same numbers from PyTorch's ``LocalResponseNorm``, give it
+``alpha * size``.
+
+The NumPy path and the CUDA path (``lrn.cu``) compute the same buffers under the same
+names, ``scale`` and ``out``.
+"""
+
+import numpy as np
+
+from .. import cuda
+from ..backend import get_array_module, is_gpu_array
+from .base import Layer
+
+
+def window_sum(a, size):
+    """Sum of ``a`` over a window of ``size`` channels centred on each channel (axis 1).
+
+    The loop runs over the ``size`` offsets of the window, each adding one shifted
+    slice of the whole tensor; the window is clipped at the first and last channel.
+    """
+    xp = get_array_module(a)
+    C = a.shape[1]
+    total = xp.zeros_like(a)
+    for offset in range(-(size // 2), size // 2 + 1):
+        # total[:, c] += a[:, c + offset] for every c with 0 <= c + offset < C
+        total[:, max(0, -offset):min(C, C - offset)] += a[:, max(0, offset):min(C, C + offset)]
+    return total
+
+
+class LRN(Layer):
+    """x (N, C, H, W) -> out (N, C, H, W), normalized across channels."""
+
+    def __init__(self, size=5, k=2.0, alpha=1e-4, beta=0.75):
+        if size < 1 or size % 2 == 0:
+            raise ValueError(f"the LRN window must be an odd number of channels, got size={size}")
+        self.size, self.k, self.alpha, self.beta = size, k, alpha, beta
+
+    def forward(self, x):
+        if is_gpu_array(x):
+            return self.forward_cuda(x, cuda.kernels_for("lrn.cu", x))
+        self.x = x
+        self.scale = self.k + self.alpha * window_sum(x * x, self.size)
+        self.out = x * self.scale ** -self.beta
+        return self.out
+
+    def backward(self, dout):
+        if is_gpu_array(dout):
+            return self.backward_cuda(dout, cuda.kernels_for("lrn.cu", dout))
+        # forward: out[j] = x[j] * scale[j]^(-beta), scale[j] = k + alpha * sum_{i in window(j)} x[i]^2
+        return (dout * self.scale ** -self.beta
+                - 2 * self.alpha * self.beta * self.x * window_sum(dout * self.out / self.scale, self.size))
+
+    # The CUDA path: the same buffers, computed by the kernels of lrn.cu. ``kernels`` is
+    # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running lrn.cu on a CPU.
+
+    def forward_cuda(self, x, kernels):
+        xp = get_array_module(x)
+        x = xp.ascontiguousarray(x)
+        N, C, H, W = x.shape
+        real = x.dtype.type
+        self.x = x
+        self.scale = xp.empty_like(x)
+        self.out = xp.empty_like(x)
+        pixels = N * H * W
+        cuda.launch(kernels.lrn_fill_scale, pixels, x, self.scale, np.int32(pixels), np.int32(C),
+                    np.int32(H * W), np.int32(self.size), real(self.alpha), real(self.k))
+        cuda.launch(kernels.lrn_output, x.size, x, self.scale, self.out, np.int32(x.size), real(self.beta))
+        return self.out
+
+    def backward_cuda(self, dout, kernels):
+        xp = get_array_module(dout)
+        dout = xp.ascontiguousarray(dout)
+        N, C, H, W = dout.shape
+        real = dout.dtype.type
+        dx = xp.empty_like(dout)
+        pixels = N * H * W
+        cuda.launch(kernels.lrn_backward, pixels, self.x, self.out, self.scale, dout, dx, np.int32(pixels),
+                    np.int32(C), np.int32(H * W), np.int32(self.size), real(self.alpha), real(self.beta))
+        return dx
+
+    def __repr__(self):
+        return f"LRN(size={self.size}, k={self.k}, alpha={self.alpha}, beta={self.beta})"

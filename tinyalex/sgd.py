@@ -1,0 +1,93 @@
+"""Stochastic gradient descent with momentum and weight decay, exactly as in the paper
+(section 5), and its learning-rate schedule.
+
+The update of every parameter w, with velocity v (zero at the start)::
+
+    v <- momentum * v - weight_decay * lr * w - lr * dL/dw
+    w <- w + v
+
+with momentum 0.9 and weight decay 0.0005. The decay term applies to every parameter,
+biases included, as the paper's rule is written. Updates happen in place, on the device
+that holds the parameter.
+"""
+
+import numpy as np
+
+from .backend import device_of, get_array_module, on_device, to_device, to_numpy
+from .recipe import PAPER
+
+
+class SGD:
+    def __init__(self, lr=PAPER.learning_rate, momentum=PAPER.momentum, weight_decay=PAPER.weight_decay):
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.velocity = {}  # parameter name -> v, on the parameter's device
+
+    def step(self, parameters):
+        """Update in place every ``(name, w, dL/dw)`` of ``parameters``."""
+        for name, w, grad in parameters:
+            if grad is None:
+                raise ValueError(f"{name} has no gradient: run backward before the optimizer step")
+            with on_device(device_of(w)):
+                xp = get_array_module(w)
+                if name not in self.velocity:
+                    self.velocity[name] = xp.zeros_like(w)
+                v = self.velocity[name]
+                lr = w.dtype.type(self.lr)
+                v *= w.dtype.type(self.momentum)
+                v -= w.dtype.type(self.weight_decay) * lr * w
+                v -= lr * grad
+                w += v
+
+    def state_dict(self):
+        """Everything needed to resume: settings and velocities (as NumPy copies)."""
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "velocity": {name: np.array(to_numpy(v)) for name, v in self.velocity.items()}}
+
+    def load_state_dict(self, state, parameters):
+        """Restore :meth:`state_dict`; velocities go to the devices of ``parameters``."""
+        self.lr, self.momentum, self.weight_decay = state["lr"], state["momentum"], state["weight_decay"]
+        devices = {name: device_of(w) for name, w, _ in parameters}
+        self.velocity = {name: to_device(np.array(v), devices[name]) for name, v in state["velocity"].items()}
+
+
+class PlateauSchedule:
+    """Divide the learning rate by 10 when the validation error stops improving.
+
+    "Stopped improving" is a decision the paper leaves open: here it means ``patience``
+    epochs in a row without a new best validation error. After ``max_drops`` divisions
+    (the paper: three), the next plateau ends training.
+
+    Call :meth:`step` once per epoch with the validation error; it returns the learning
+    rate for the next epoch and sets ``finished`` when training should stop.
+    """
+
+    def __init__(self, lr=PAPER.learning_rate, factor=PAPER.lr_drop_factor, patience=PAPER.patience,
+                 max_drops=PAPER.max_lr_drops):
+        self.lr, self.factor, self.patience, self.max_drops = lr, factor, patience, max_drops
+        self.best = float("inf")
+        self.epochs_without_improvement = 0
+        self.drops = []       # epochs (1-based) after which the learning rate was divided
+        self.epoch = 0
+        self.finished = False
+
+    def step(self, validation_error):
+        self.epoch += 1
+        if validation_error < self.best:
+            self.best = validation_error
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        if self.epochs_without_improvement >= self.patience:
+            if len(self.drops) == self.max_drops:
+                self.finished = True
+            else:
+                self.lr /= self.factor
+                self.drops.append(self.epoch)
+                self.epochs_without_improvement = 0
+        return self.lr
+
+    def state_dict(self):
+        return {**vars(self), "drops": list(self.drops)}
+
+    def load_state_dict(self, state):
+        vars(self).update(state)
