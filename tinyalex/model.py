@@ -1,8 +1,8 @@
 """AlexNet as the paper draws it: two columns, one per GPU (sections 3.2 and 3.5, Figure 2).
 
 Each column holds half of every layer's kernels or neurons, with its parameters and
-activations on its own device. The columns work independently except at three places,
-where each column's next layer reads the outputs of *both* columns (the crossings):
+activations on its own device. The columns work independently except at four places,
+where the next layer reads the outputs of *both* columns (the crossings):
 
     image ──┬──> column a: conv1 > conv2 ──┐   ┌──> conv3 > conv4 > conv5 ──┐   ┌──> fc6 ──┐   ┌──> fc7 ──┐
             │                              ├───┤                            ├───┤          ├───┤          ├──> fc8 (on a)
@@ -15,7 +15,10 @@ device: the paper leaves its placement open.
 
 On one device this is the familiar one-column AlexNet with grouped convolutions
 (groups=2 at conv2, conv4 and conv5): :meth:`AlexNet.state_dict` gives exactly that
-merged view, column a first, so weights can be compared with other frameworks.
+merged view, column a first, so weights can be compared with other frameworks. One
+detail differs from Caffe's and PyTorch's one-column nets: as on the paper's two GPUs,
+each column's LRN normalizes over its own half of the channels, so the channels next to
+the boundary between the halves (within size//2 of it) see a shorter window.
 """
 
 import numpy as np
@@ -121,7 +124,7 @@ class AlexNet:
         net with the same structure (for tests or a laptop) changes these.
     weight_std, positive_bias: the paper's initialisation, N(0, 0.01^2) weights and bias 1
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
-    seed: makes the initial weights and the dropout masks reproducible, on any device.
+    seed: makes the initial weights (the same on every device) and the dropout masks reproducible.
     """
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
@@ -157,6 +160,13 @@ class AlexNet:
 
         train=False turns dropout off (evaluation).
         """
+        features = self.features(x, train)
+        with on_device(self.column_a.device):
+            return self.fc8.forward(features)
+
+    def features(self, x, train=False):
+        """The fc7 activations of both columns, (N, hidden), on column a's device: the input
+        of fc8, and the 4096-dimensional image codes of the paper's Figure 4."""
         a, b = self.column_a, self.column_b
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -165,10 +175,12 @@ class AlexNet:
         xa = a.stages[0].forward(to_device(x, a.device), train)
         xb = b.stages[0].forward(to_device(x, b.device), train)
         for stage in (1, 2, 3):  # the crossings: conv3, fc6 and fc7 read both columns
-            xa, xb = (a.stages[stage].forward(cross(xa, xb, a.device), train),
-                      b.stages[stage].forward(cross(xa, xb, b.device), train))
-        with on_device(a.device):
-            return self.fc8.forward(cross(xa, xb, a.device))
+            # both inputs are gathered before either column's stage is queued, so that the
+            # copies wait only for the previous stage and the columns go on side by side
+            input_a, input_b = cross(xa, xb, a.device), cross(xa, xb, b.device)
+            xa = a.stages[stage].forward(input_a, train)
+            xb = b.stages[stage].forward(input_b, train)
+        return cross(xa, xb, a.device)
 
     def backward(self, dlogits):
         """d(loss)/d(logits) -> fills the gradient of every parameter."""
@@ -220,7 +232,7 @@ class AlexNet:
             for param in ("weight", "bias"):
                 halves = [to_numpy(getattr(column.layer(name), param)) for column in (self.column_a, self.column_b)]
                 state[f"{name}.{param}"] = np.concatenate(halves, axis=0)
-        state["fc8.weight"], state["fc8.bias"] = to_numpy(self.fc8.weight), to_numpy(self.fc8.bias)
+        state["fc8.weight"], state["fc8.bias"] = np.array(to_numpy(self.fc8.weight)), np.array(to_numpy(self.fc8.bias))
         return state
 
     def load_state_dict(self, state):
