@@ -70,11 +70,12 @@ class Column:
 
         def conv(layer, *args, **kwargs):
             bias = positive_bias if layer in POSITIVE_BIAS_LAYERS else 0.0
-            return Conv2D(*args, **kwargs, weight_std=weight_std, bias=bias, rng=rng, device=device, dtype=dtype)
+            return Conv2D(*args, **kwargs, weight_std=std_of(weight_std, layer), bias=bias, rng=rng, device=device,
+                          dtype=dtype)
 
         def fc(layer, *args):
             bias = positive_bias if layer in POSITIVE_BIAS_LAYERS else 0.0
-            return Linear(*args, weight_std=weight_std, bias=bias, rng=rng, device=device, dtype=dtype)
+            return Linear(*args, weight_std=std_of(weight_std, layer), bias=bias, rng=rng, device=device, dtype=dtype)
 
         def drop():
             return Dropout(dropout, seed=int(rng.integers(2**63)))
@@ -102,6 +103,38 @@ class Column:
         raise KeyError(name)
 
 
+def fan_ins(channels, hidden, pool5_size):
+    """Inputs per neuron of each layer (both columns' inputs where a layer reads both)."""
+    c1, c2, c3, c4, c5 = channels
+    return {"conv1": 3 * 11 * 11, "conv2": c1 // 2 * 5 * 5, "conv3": c2 * 3 * 3, "conv4": c3 // 2 * 3 * 3,
+            "conv5": c4 // 2 * 3 * 3, "fc6": c5 * pool5_size**2, "fc7": hidden, "fc8": hidden}
+
+
+def pool5_size(image_size):
+    size = output_size(image_size, 11, 4, 0)        # conv1
+    for _ in range(3):                              # pool1, pool2, pool5 (conv2..5 keep the size)
+        size = output_size(size, 3, 2, 0)
+    return size
+
+
+def paper_gain_weight_std(image_size, channels, hidden):
+    """Initial weight spreads that give a narrower net the paper's gain in every layer.
+
+    A neuron's output spread grows like std * sqrt(fan-in). The paper's N(0, 0.01^2) suits
+    its fan-ins (1200 to 9216); a net with fewer kernels would lose signal at every layer
+    and take long to start learning. std = 0.01 * sqrt(paper fan-in / fan-in) keeps each
+    layer's gain as in the paper; for the paper's own geometry it is 0.01 everywhere.
+    """
+    paper = fan_ins(PAPER_CHANNELS, PAPER_HIDDEN, 6)
+    ours = fan_ins(channels, hidden, pool5_size(image_size))
+    return {layer: 0.01 * (paper[layer] / ours[layer]) ** 0.5 for layer in paper}
+
+
+def std_of(weight_std, layer):
+    """The initial weight spread of ``layer``: one number for all, or a dict by layer name."""
+    return weight_std[layer] if isinstance(weight_std, dict) else weight_std
+
+
 def cross(xa, xb, device):
     """A crossing: both columns' outputs side by side (a first) on ``device``."""
     xp = array_module(device)
@@ -124,6 +157,7 @@ class AlexNet:
         net with the same structure (for tests or a laptop) changes these.
     weight_std, positive_bias: the paper's initialisation, N(0, 0.01^2) weights and bias 1
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
+        weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
     seed: makes the initial weights (the same on every device) and the dropout masks reproducible.
     """
 
@@ -143,14 +177,12 @@ class AlexNet:
         self.channels, self.hidden = tuple(channels), hidden
         self.dtype = np.dtype(dtype)
 
-        size = output_size(image_size, 11, 4, 0)        # conv1
-        for _ in range(3):                              # pool1, pool2, pool5 (conv2..5 keep the size)
-            size = output_size(size, 3, 2, 0)
+        size = pool5_size(image_size)
         rng = np.random.default_rng(seed)
         self.column_a, self.column_b = (
             Column(name, device, self.channels, hidden, size, rng, weight_std, positive_bias, dropout, self.dtype)
             for name, device in zip("ab", self.devices))
-        self.fc8 = Linear(hidden, num_classes, weight_std=weight_std, rng=rng, device=self.devices[0],
+        self.fc8 = Linear(hidden, num_classes, weight_std=std_of(weight_std, "fc8"), rng=rng, device=self.devices[0],
                           dtype=self.dtype)
 
     # Forward and backward ----------------------------------------------------------------

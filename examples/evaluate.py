@@ -1,0 +1,128 @@
+"""Measure a trained AlexNet's top-1 and top-5 error on prepared validation data (section 6).
+
+    python examples/evaluate.py CHECKPOINT DATA [--train-h5 FILE] [--devices cpu|0|0,1]
+                                [--batch-size 128] [--no-ten-crop] [--json FILE]
+
+CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
+DATA: a prepared val.h5 (python -m datasets.prepare), or the folder holding it.
+
+The network sees the validation images as the paper's test procedure shows them: the mean
+training image is subtracted, then it classifies the centre crop (227 x 227 for the paper's
+net) and, unless --no-ten-crop, averages the softmax over ten crops (four corners, the
+centre, and their mirror images; section 4.1). Both results are printed. The mean image
+lives in the training split's file: by default the train.h5 beside val.h5, else the one
+given with --train-h5. The checkpoint must have been trained on the classes (wnids) of
+these files, in the same order.
+
+Prints a table like
+
+                      top-1 error   top-5 error
+    centre crop            42.10%        19.60%
+    ten crops              40.80%        18.50%
+
+and with --json FILE also writes the numbers (in percent) to FILE.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
+
+from tinyalex.backend import check_device  # noqa: E402
+from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
+from tinyalex.training import evaluate, model_from_checkpoint  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path, help="checkpoint.npz of a training run")
+    p.add_argument("data", type=Path, help="a prepared val.h5, or the folder holding it")
+    p.add_argument("--train-h5", type=Path,
+                   help="the prepared train.h5 whose mean image the network was trained with "
+                        "(default: train.h5 beside val.h5)")
+    p.add_argument("--devices", default=None,
+                   help='"cpu", a GPU id such as 0, or two ids such as 0,1 (default: the first GPU, else the CPU)')
+    p.add_argument("--batch-size", type=int, default=128, help="images per forward pass (default: 128)")
+    p.add_argument("--no-ten-crop", action="store_true", help="only the centre crop (ten times less work)")
+    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    return p.parse_args(argv)
+
+
+def parse_devices(text):
+    """None (the default device), "cpu", "0" or "0,1" -> what AlexNet(devices=...) takes."""
+    if text is None:
+        return None
+    try:
+        devices = tuple(check_device("cpu" if part.strip() == "cpu" else int(part)) for part in text.split(","))
+    except ValueError as error:
+        raise SystemExit(f"--devices {text}: {error}")
+    return devices[0] if len(devices) == 1 else devices
+
+
+def find_files(data, train_h5):
+    """(val.h5 path, train.h5 path) from the command line's DATA and --train-h5."""
+    val_path = data / "val.h5" if data.is_dir() else data
+    train_path = train_h5 if train_h5 is not None else val_path.with_name("train.h5")
+    if not val_path.exists():
+        raise SystemExit(f"{val_path}: no such file (DATA is a prepared val.h5 or the folder holding it)")
+    if not train_path.exists():
+        raise SystemExit(f"{train_path}: no such file. The mean training image is needed to feed the network; "
+                         "give the prepared train.h5 with --train-h5")
+    return val_path, train_path
+
+
+def check_classes(checkpoint_classes, split, checkpoint):
+    """Stop with a clear message unless ``split`` holds the classes (wnids) the network was trained on."""
+    if split.wnids == checkpoint_classes:
+        return
+    if len(split.wnids) != len(checkpoint_classes):
+        detail = f"{len(checkpoint_classes)} classes in the checkpoint, {len(split.wnids)} in the data"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(checkpoint_classes, split.wnids)) if a != b)
+        detail = f"class {i} is {checkpoint_classes[i]} in the checkpoint but {split.wnids[i]} in the data"
+    raise SystemExit(f"{checkpoint} was trained on other classes than {split.path} holds ({detail}); "
+                     "labels would be compared with the wrong outputs")
+
+
+def trained(meta):
+    """How far the checkpoint's training got, e.g. "12 epochs" or "3 epochs and 250 batches"."""
+    text = f"{meta['epoch']} epoch" + ("" if meta["epoch"] == 1 else "s")
+    return text + f" and {meta['batch']} batches" if meta.get("batch") else text
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.checkpoint.is_file():
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
+    val_path, train_path = find_files(args.data, args.train_h5)
+    model, meta = model_from_checkpoint(args.checkpoint, devices=parse_devices(args.devices))
+    val, train = PreparedSplit(val_path), PreparedSplit(train_path)
+    check_classes(meta["classes"], val, args.checkpoint)
+    check_classes(meta["classes"], train, args.checkpoint)
+    if val.image_size != train.image_size:
+        raise SystemExit(f"{val_path} holds {val.image_size}-pixel images but the mean image of {train_path} "
+                         f"is {train.image_size} pixels: the two were not prepared alike")
+    if val.image_size < model.image_size:
+        raise SystemExit(f"{val_path} holds {val.image_size}-pixel images, smaller than the network's "
+                         f"{model.image_size}-pixel crops")
+
+    print(f"{model}, trained for {trained(meta)}; {len(val):,} images of {val_path} in {val.num_classes} classes")
+    augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
+    result = evaluate(model, val, augmenter, args.batch_size, ten_crop=not args.no_ten_crop)
+
+    print(f"{'':15s} {'top-1 error':>13s} {'top-5 error':>13s}")
+    print(f"{'centre crop':15s} {result['top1_error']:12.2f}% {result['top5_error']:12.2f}%")
+    if "top1_error_10crop" in result:
+        print(f"{'ten crops':15s} {result['top1_error_10crop']:12.2f}% {result['top5_error_10crop']:12.2f}%")
+    if args.json is not None:
+        report = {"checkpoint": str(args.checkpoint), "data": str(val_path), "images": len(val),
+                  "classes": val.num_classes, "trained": trained(meta), **result}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

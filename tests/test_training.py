@@ -1,0 +1,250 @@
+"""Loading, augmentation, and the training run: checkpoints, resuming, divergence."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from tinyalex import AlexNet
+from tinyalex.data import (Augmenter, BatchLoader, PreparedSplit, batch_rng, center_position, open_prepared,
+                           ten_crop_positions)
+from tinyalex.model import paper_gain_weight_std
+from tinyalex.recipe import Recipe
+from tinyalex.training import (CHECKPOINT, Interrupted, Trainer, TrainingDiverged, load_checkpoint,
+                               save_checkpoint)
+
+SIZE, CROP = 75, 67
+GEOMETRY = dict(image_size=CROP, channels=(16, 32, 48, 48, 32), hidden=64)
+MODEL = dict(num_classes=3, **GEOMETRY, weight_std=paper_gain_weight_std(**GEOMETRY), positive_bias=0.1, seed=0)
+
+
+def write_split(path, images, labels, statistics=True, complete=True):
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f["labels"] = labels
+        f["wnids"] = np.array([b"n0", b"n1", b"n2"])
+        f["class_names"] = np.array([b"zero", b"one", b"two"])
+        if statistics:
+            pixels = images.reshape(-1, 3).astype(np.float64)
+            values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+            f["mean_image"] = images.mean(axis=0).astype(np.float32)
+            f["rgb_eigenvalues"] = values[::-1]
+            f["rgb_eigenvectors"] = vectors[:, ::-1]
+        f.attrs["complete"] = complete
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A tiny prepared data set: 3 classes told apart by a bright square's height
+    (not its left-right position, which the random flips would confuse)."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        labels = np.arange(n) % 3
+        images = rng.integers(0, 100, size=(n, SIZE, SIZE, 3), dtype=np.uint8)
+        for image, label in zip(images, labels):
+            y0 = 8 + 20 * label
+            image[y0:y0 + 15, 30:45] = 250
+        return images, labels
+
+    write_split(folder / "train.h5", *make(48))
+    write_split(folder / "val.h5", *make(12), statistics=False)
+    return PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
+
+
+# Loading and augmentation ------------------------------------------------------------------
+
+def test_incomplete_file_is_refused(tmp_path):
+    write_split(tmp_path / "half.h5", np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2), complete=False)
+    with pytest.raises(ValueError, match="not marked complete"):
+        open_prepared(tmp_path / "half.h5")
+    with pytest.raises(FileNotFoundError, match="datasets.prepare"):
+        open_prepared(tmp_path / "missing.h5")
+
+
+def test_loader_batches(data):
+    train, _ = data
+    loader = BatchLoader(train, 10, seed=1)
+    batches = list(loader.epoch(0))
+    assert len(batches) == len(loader) == 4                      # 48 // 10, the rest is dropped
+    seen = np.concatenate([labels for _, (_, labels) in batches])
+    for index, (images, labels) in batches:
+        assert images.shape == (10, SIZE, SIZE, 3) and images.dtype == np.uint8
+        assert labels.dtype == np.int64
+    # each epoch is a permutation: no image twice; another epoch, another order
+    order = np.concatenate(loader.batch_indices(0))
+    assert len(np.unique(order)) == 40
+    assert not np.array_equal(order, np.concatenate(loader.batch_indices(1)))
+    np.testing.assert_array_equal(seen, np.concatenate([np.sort(i) for i in loader.batch_indices(0)]) % 3)
+    # resuming mid-epoch yields the remaining batches
+    assert [i for i, _ in loader.epoch(0, start=2)] == [2, 3]
+
+
+def test_evaluation_loader_keeps_every_image(data):
+    _, val = data
+    loader = BatchLoader(val, 5, shuffle=False)
+    sizes = [len(labels) for _, (_, labels) in loader.epoch(0)]
+    assert sizes == [5, 5, 2]
+
+
+def test_train_batch_shapes_values_and_determinism(data):
+    train, _ = data
+    augmenter = Augmenter(*train.statistics(), crop=CROP)
+    images, _ = train.read(np.arange(8))
+    x = augmenter.train_batch(images, batch_rng(0, 0, 0))
+    assert x.shape == (8, 3, CROP, CROP) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert -255 < x.min() and x.max() < 255                       # 0..255 minus a mean, plus a small shift
+    np.testing.assert_array_equal(x, augmenter.train_batch(images, batch_rng(0, 0, 0)))
+    assert not np.array_equal(x, augmenter.train_batch(images, batch_rng(0, 0, 1)))
+
+
+def test_train_crop_is_a_crop_or_its_mirror(data):
+    train, _ = data
+    mean, values, vectors = train.statistics()
+    augmenter = Augmenter(np.zeros_like(mean), values, vectors, crop=CROP, pca_std=0.0)  # no mean, no noise
+    images, _ = train.read(np.arange(6))
+    x = augmenter.train_batch(images, batch_rng(3, 0, 0)).transpose(0, 2, 3, 1)
+    for crop, image in zip(x, images):
+        found = [(top, left, flip) for top in range(SIZE - CROP + 1) for left in range(SIZE - CROP + 1)
+                 for flip in (False, True)
+                 if np.array_equal(crop, (image[top:top + CROP, left:left + CROP, :][:, ::-1] if flip
+                                          else image[top:top + CROP, left:left + CROP, :]))]
+        assert found, "the augmented image is not a crop of the original"
+
+
+def test_pca_noise_statistics(data):
+    train, _ = data
+    _, values, vectors = train.statistics()
+    augmenter = Augmenter(np.zeros((SIZE, SIZE, 3)), values, vectors, crop=CROP)
+    shifts = augmenter.colour_shift(np.random.default_rng(0), 200_000)
+    # shift = P (a * l) / 255 with a ~ N(0, 0.1): its covariance is P diag((0.1 l / 255)^2) P^T
+    expected = vectors @ np.diag((0.1 * values / 255) ** 2) @ vectors.T
+    np.testing.assert_allclose(np.cov(shifts, rowvar=False), expected, rtol=0.02, atol=1e-3 * expected.max())
+    assert np.abs(shifts.mean(axis=0)).max() < 0.01 * np.sqrt(expected.max())
+    # in the eigenvector basis the components are independent, with std 0.1 * l / 255
+    np.testing.assert_allclose((shifts @ vectors).std(axis=0), 0.1 * values / 255, rtol=0.01)
+
+
+def test_ten_crop_geometry():
+    positions = ten_crop_positions(256, 227)
+    assert len(set(positions)) == 10
+    assert {(t, l) for t, l, _ in positions} == {(0, 0), (0, 29), (29, 0), (29, 29), (14, 14)}
+    assert sum(flip for _, _, flip in positions) == 5
+    assert center_position(256, 227) == (14, 14, False)
+
+
+def test_ten_crops_are_the_corners_centre_and_mirrors(data):
+    train, _ = data
+    mean, values, vectors = train.statistics()
+    augmenter = Augmenter(mean, values, vectors, crop=CROP)
+    images, _ = train.read([0, 1])
+    crops = list(augmenter.ten_crops(images))
+    far = SIZE - CROP
+    expected = images[:, far:, :CROP].astype(np.float32) - mean[far:, :CROP]   # bottom-left
+    np.testing.assert_allclose(crops[2], expected.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(crops[7], crops[2][..., ::-1])                              # its mirror
+    np.testing.assert_allclose(augmenter.center_crop(images), crops[4])
+
+
+# The training run --------------------------------------------------------------------------
+
+def make_trainer(data, out, epochs=2, patience=2, **kwargs):
+    train, val = data
+    model = AlexNet(devices="cpu", **MODEL)
+    recipe = Recipe(batch_size=8, learning_rate=0.01, patience=patience)
+    return Trainer(model, MODEL, train, val, out, recipe=recipe, epochs=epochs, **kwargs)
+
+
+def final_state(trainer):
+    return trainer.model.state_dict(), trainer.sgd.state_dict()["velocity"]
+
+
+def test_training_runs_and_logs(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=2)
+    history = trainer.train()
+    assert [m["epoch"] for m in history] == [1, 2]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert lines == history
+    for m in history:
+        assert 0 <= m["val_top1_error"] <= m["val_top5_error"] + 100 and 0 <= m["val_top5_error"] <= 100
+        assert "val_top1_error_10crop" in m and np.isfinite(m["train_loss"])
+    _, meta = load_checkpoint(tmp_path / CHECKPOINT)
+    assert meta["epoch"] == 2 and meta["batch"] == 0
+
+
+def test_resume_equals_an_uninterrupted_run(data, tmp_path):
+    whole = make_trainer(data, tmp_path / "whole", epochs=2)
+    whole.train()
+
+    # stop in the middle of epoch 1 (as Ctrl-C does: after a step, with a checkpoint) ...
+    first = make_trainer(data, tmp_path / "stopped", epochs=2)
+    original_step = first.step
+
+    def step_then_stop(*args):
+        result = original_step(*args)
+        if first.epoch == 1 and first.batch == 1:   # the step of batch 2 of epoch 2 is under way
+            first.stop_requested = True
+        return result
+
+    first.step = step_then_stop
+    with pytest.raises(Interrupted):
+        first.train()
+    # ... and continue in a new process-like trainer from the checkpoint
+    second = make_trainer(data, tmp_path / "stopped", epochs=2)
+    second.resume()
+    assert (second.epoch, second.batch) == (1, 2)
+    second.train()
+
+    state, velocity = final_state(whole)
+    resumed_state, resumed_velocity = final_state(second)
+    for key in state:
+        np.testing.assert_array_equal(resumed_state[key], state[key], err_msg=key)
+    for key in velocity:
+        np.testing.assert_array_equal(resumed_velocity[key], velocity[key], err_msg=key)
+    for a, b in zip(whole.history, second.history):
+        assert {k: v for k, v in a.items() if "seconds" not in k and "per_second" not in k} == \
+               {k: v for k, v in b.items() if "seconds" not in k and "per_second" not in k}
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, {"w": np.arange(3.0)}, {"epoch": 1})
+
+    def crash_halfway(file, **arrays):
+        file.write(b"PK\x03\x04 half a zip file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"w": np.arange(5.0)}, {"epoch": 2})
+    arrays, meta = load_checkpoint(path)
+    assert meta == {"epoch": 1}
+    np.testing.assert_array_equal(arrays["w"], np.arange(3.0))
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=3)
+    trainer.train_epoch()
+    trainer.end_epoch()                          # writes the checkpoint of epoch 1
+    before = (tmp_path / CHECKPOINT).read_bytes()
+    trainer.model.fc8.weight[...] = np.nan
+    with pytest.raises(TrainingDiverged, match="intact"):
+        trainer.train()
+    assert (tmp_path / CHECKPOINT).read_bytes() == before
+
+
+def test_resume_refuses_another_model(data, tmp_path):
+    make_trainer(data, tmp_path, epochs=1).train()
+    train, val = data
+    other = dict(MODEL, hidden=32)
+    trainer = Trainer(AlexNet(devices="cpu", **other), other, train, val, tmp_path, recipe=Recipe(batch_size=8))
+    with pytest.raises(ValueError, match="different model"):
+        trainer.resume()
+
+
+def test_tiny_run_learns(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=15, patience=15, ten_crop_every=0)
+    history = trainer.train()
+    assert history[-1]["val_top1_error"] < 10   # chance: 66.7%

@@ -1,0 +1,226 @@
+"""Feeding the network: minibatches from the prepared HDF5 files, and the paper's
+augmentation (sections 2 and 4.1).
+
+The files hold 256 x 256 RGB images as uint8 (``datasets/prepare.py`` writes them).
+:class:`BatchLoader` reads random minibatches in a background thread, so the disk works
+while the GPU does; :func:`augment` then turns a batch into network input on the training
+device:
+
+* a random 227 x 227 crop of each 256 x 256 image, flipped left-right with probability 1/2;
+* PCA colour noise: every pixel of an image gets the same RGB shift
+  ``[p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T``, with a_i ~ N(0, 0.1) drawn per image;
+* subtraction of the mean training image (the only preprocessing the paper does).
+
+The result is float32 NCHW on the 0..255 scale, minus the mean. Evaluation takes the
+centre crop (:func:`center_crop`) or averages the softmax over ten crops
+(:func:`ten_crops`: four corners, the centre and their mirror images).
+
+Every random draw comes from a generator seeded with (seed, epoch, batch): a run that is
+stopped and resumed sees exactly the batches and augmentations of one that was not.
+"""
+
+import queue
+import threading
+
+import h5py
+import numpy as np
+
+from .backend import array_module, on_device, to_device
+
+CROP = 227
+PCA_NOISE_STD = 0.1  # the standard deviation of a_i (section 4.1)
+
+
+def open_prepared(path):
+    """Open a prepared HDF5 file for reading; refuse one whose preparation did not finish."""
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such prepared data file (make one with python -m datasets.prepare)")
+    except OSError as error:
+        raise OSError(f"{path} is not a readable HDF5 file: {error}") from None
+    if not f.attrs.get("complete", False):
+        f.close()
+        raise ValueError(f"{path} is not marked complete: its preparation did not finish. "
+                         "Run python -m datasets.prepare again to finish it.")
+    return f
+
+
+class PreparedSplit:
+    """One prepared split (train.h5 or val.h5): images, labels, class names, statistics."""
+
+    def __init__(self, path):
+        self.path = path
+        self.file = open_prepared(path)
+        self.images = self.file["images"]                     # (N, 256, 256, 3) uint8, on disk
+        self.labels = self.file["labels"][...]                # (N,) int64, in memory
+        self.wnids = list(self.file["wnids"].asstr()[...])
+        self.class_names = list(self.file["class_names"].asstr()[...])
+        self.image_size = self.images.shape[1]
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def num_classes(self):
+        return len(self.wnids)
+
+    def statistics(self):
+        """Mean image (S, S, 3) and the RGB eigen-decomposition, from a training split."""
+        if "mean_image" not in self.file:
+            raise KeyError(f"{self.path} has no colour statistics: only the training split has them")
+        return (self.file["mean_image"][...], self.file["rgb_eigenvalues"][...],
+                self.file["rgb_eigenvectors"][...])
+
+    def read(self, indices):
+        """Images and labels at ``indices``; h5py reads fastest, and only, in increasing order."""
+        indices = np.sort(np.asarray(indices))
+        return self.images[indices], self.labels[indices]
+
+    def close(self):
+        self.file.close()
+
+
+def batch_rng(seed, epoch, batch):
+    """The generator for one batch: the same (seed, epoch, batch) always draws the same numbers."""
+    return np.random.default_rng([seed, epoch, batch])
+
+
+def epoch_order(num_images, seed, epoch):
+    return np.random.default_rng([seed, epoch]).permutation(num_images)
+
+
+class BatchLoader:
+    """Random minibatches of one epoch, read ahead in a background thread.
+
+    ``for index, (images, labels) in loader.epoch(e, start=k)`` yields the batches of epoch
+    ``e`` from batch ``k`` on (``start`` is for resuming mid-epoch). Images are uint8
+    (B, S, S, 3) NumPy arrays, labels int64 (B,). With ``shuffle=False`` the batches
+    follow the file order and the last one may be smaller (for evaluation).
+    """
+
+    def __init__(self, split, batch_size, *, shuffle=True, seed=0, prefetch=3):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if shuffle and len(split) < batch_size:
+            raise ValueError(f"{split.path} holds {len(split)} images, fewer than one batch of {batch_size}")
+        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+        self.seed, self.prefetch = seed, prefetch
+
+    def __len__(self):
+        n = len(self.split)
+        return n // self.batch_size if self.shuffle else -(-n // self.batch_size)
+
+    def batch_indices(self, epoch):
+        order = epoch_order(len(self.split), self.seed, epoch) if self.shuffle else np.arange(len(self.split))
+        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
+
+    def epoch(self, epoch, start=0):
+        batches = self.batch_indices(epoch)[start:]
+        results = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def read_ahead():
+            try:
+                for indices in batches:
+                    item = self.split.read(indices)
+                    while not stop.is_set():
+                        try:
+                            results.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            pass
+                    if stop.is_set():
+                        return
+            except Exception as error:  # hand the error to the consumer instead of dying silently
+                results.put(error)
+
+        reader = threading.Thread(target=read_ahead, daemon=True)
+        reader.start()
+        try:
+            for index in range(start, start + len(batches)):
+                item = results.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield index, item
+        finally:
+            stop.set()
+            reader.join()
+
+
+class Augmenter:
+    """The paper's training-time augmentation and the evaluation crops, on one device.
+
+    ``mean_image`` (S, S, 3), ``eigenvalues`` (3,) and ``eigenvectors`` (3, 3, columns) are
+    the statistics of the training split on the 0..255 scale (``PreparedSplit.statistics``).
+    """
+
+    def __init__(self, mean_image, eigenvalues, eigenvectors, device="cpu", crop=CROP, pca_std=PCA_NOISE_STD):
+        self.device, self.crop, self.pca_std = device, crop, pca_std
+        self.xp = array_module(device)
+        with on_device(device):
+            self.mean_image = self.xp.asarray(mean_image, dtype=np.float32)
+        # The paper does not say on which scale its eigenvalues were taken. Reproductions
+        # take them on pixels scaled to [0, 1] (eigenvalues about 0.2, 0.02, 0.005 on
+        # ImageNet), giving shifts of a few levels; on the 0..255 scale the same formula
+        # would shift by hundreds. So: eigenvalues / 255^2 on the [0, 1] scale, and the
+        # shift times 255 back into levels, i.e. shift = P (a * l) / 255.
+        self.eigenvalues = np.asarray(eigenvalues, dtype=np.float64) / 255.0
+        self.eigenvectors = np.asarray(eigenvectors, dtype=np.float64)
+
+    def colour_shift(self, rng, count):
+        """(count, 3) RGB shifts in levels: [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T, a_i ~ N(0, 0.1)."""
+        a = rng.normal(0.0, self.pca_std, size=(count, 3))
+        return (a * self.eigenvalues) @ self.eigenvectors.T
+
+    def _crop(self, images, top, left, flip):
+        """Crop (and mirror) every image at its own offset; returns float32 NCHW minus the mean."""
+        xp, c = self.xp, self.crop
+        B = len(images)
+        rows = top[:, None] + np.arange(c)                                  # (B, c)
+        cols = left[:, None] + np.where(flip[:, None], np.arange(c)[::-1], np.arange(c))
+        with on_device(self.device):
+            images = to_device(images, self.device)
+            rows, cols = xp.asarray(rows), xp.asarray(cols)
+            b = xp.arange(B)[:, None, None]
+            x = images[b, rows[:, :, None], cols[:, None, :]].astype(xp.float32)   # (B, c, c, 3)
+            x -= self.mean_image[rows[:, :, None], cols[:, None, :]]
+            return x
+
+    def train_batch(self, images, rng):
+        """uint8 (B, S, S, 3) -> float32 (B, 3, crop, crop) on the device, augmented."""
+        B, S = len(images), images.shape[1]
+        top = rng.integers(0, S - self.crop + 1, size=B)
+        left = rng.integers(0, S - self.crop + 1, size=B)
+        flip = rng.random(B) < 0.5
+        shift = self.colour_shift(rng, B)
+        x = self._crop(images, top, left, flip)
+        with on_device(self.device):
+            x += self.xp.asarray(shift, dtype=np.float32)[:, None, None, :]
+            return self.xp.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def crops(self, images, positions):
+        """The crops at ``positions`` [(top, left, flip)] of every image, as float32 NCHW."""
+        B = len(images)
+        for top, left, flip in positions:
+            x = self._crop(images, np.full(B, top), np.full(B, left), np.full(B, flip))
+            with on_device(self.device):
+                yield self.xp.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def center_crop(self, images):
+        return next(self.crops(images, [center_position(images.shape[1], self.crop)]))
+
+    def ten_crops(self, images):
+        """The ten test-time crops (section 4.1): four corners and the centre, and their mirrors."""
+        return self.crops(images, ten_crop_positions(images.shape[1], self.crop))
+
+
+def center_position(size, crop):
+    offset = (size - crop) // 2
+    return offset, offset, False
+
+
+def ten_crop_positions(size, crop):
+    far = size - crop
+    corners = [(0, 0), (0, far), (far, 0), (far, far), ((far // 2), (far // 2))]
+    return [(top, left, flip) for flip in (False, True) for top, left in corners]

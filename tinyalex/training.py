@@ -1,0 +1,290 @@
+"""The training run (paper, section 5): epochs of SGD, validation, the learning-rate
+schedule, checkpoints, and resuming.
+
+One training step is the paper's loop body::
+
+    x = augment(batch)                       # random crop, flip, PCA colour noise, minus mean
+    loss = softmax_cross_entropy(model.forward(x), labels)
+    model.backward(d loss / d logits)        # fills every gradient
+    sgd.step(model.parameters())             # v <- 0.9 v - 0.0005 lr w - lr dL/dw; w <- w + v
+
+After each epoch the validation error drives :class:`~tinyalex.sgd.PlateauSchedule`, and
+everything needed to continue -- parameters, momentum, schedule, position, dropout
+streams, metrics -- goes into one checkpoint file, written atomically. Ctrl-C finishes the
+step in progress, writes a checkpoint and stops; ``resume`` continues from it and gives
+the same result as a run that was never stopped.
+"""
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backend import to_numpy
+from .data import Augmenter, BatchLoader, batch_rng
+from .layers import Dropout, SoftmaxCrossEntropy
+from .model import AlexNet
+from .progress import Progress
+from .recipe import PAPER
+from .sgd import SGD, PlateauSchedule
+
+CHECKPOINT = "checkpoint.npz"
+METRICS = "metrics.jsonl"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C after writing a checkpoint."""
+
+
+# Checkpoints -------------------------------------------------------------------------------
+
+def save_checkpoint(path, arrays, meta):
+    """Write arrays and JSON metadata to ``path`` atomically.
+
+    The file is written under a temporary name, flushed to disk, and renamed over the old
+    checkpoint in one step (os.replace), so a crash at any moment leaves either the old
+    checkpoint or the new one, never a mixture.
+    """
+    path = Path(path)
+    scratch = path.with_name(path.name + ".writing")
+    with open(scratch, "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(scratch, path)
+
+
+def load_checkpoint(path):
+    """(arrays, meta) from a file written by :func:`save_checkpoint`."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {key: f[key] for key in f.files if key != "meta"}
+        meta = json.loads(str(f["meta"]))
+    return arrays, meta
+
+
+def model_from_checkpoint(path, devices=None):
+    """Rebuild the trained model of a checkpoint (for evaluation and prediction)."""
+    arrays, meta = load_checkpoint(path)
+    model = AlexNet(devices=devices, **meta["model"])
+    model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+    return model, meta
+
+
+# Evaluation --------------------------------------------------------------------------------
+
+def top_k_errors(probabilities, labels, ks=(1, 5)):
+    """Number of images whose label is not among the k most probable classes, for each k."""
+    order = np.argsort(-probabilities, axis=1)
+    return {k: int(np.sum(~np.any(order[:, :k] == labels[:, None], axis=1))) for k in ks}
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def evaluate(model, split, augmenter, batch_size, ten_crop=True, description="validation"):
+    """Top-1 and top-5 error (in %) on ``split``: the centre crop, and the ten-crop average."""
+    loader = BatchLoader(split, batch_size, shuffle=False)
+    loss_fn = SoftmaxCrossEntropy()
+    errors = {"center": {1: 0, 5: 0}, "ten_crop": {1: 0, 5: 0}}
+    loss_sum = 0.0
+    with Progress(len(split), description, unit="img") as progress:
+        for _, (images, labels) in loader.epoch(0):
+            logits = model.forward(augmenter.center_crop(images), train=False)
+            loss_sum += loss_fn.forward(logits, labels) * len(labels)
+            for k, n in top_k_errors(softmax(to_numpy(logits)), labels).items():
+                errors["center"][k] += n
+            if ten_crop:
+                probabilities = sum(softmax(to_numpy(model.forward(x, train=False)))
+                                    for x in augmenter.ten_crops(images)) / 10
+                for k, n in top_k_errors(probabilities, labels).items():
+                    errors["ten_crop"][k] += n
+            progress.update(len(labels))
+    n = len(split)
+    result = {"loss": loss_sum / n, "top1_error": 100 * errors["center"][1] / n,
+              "top5_error": 100 * errors["center"][5] / n}
+    if ten_crop:
+        result.update(top1_error_10crop=100 * errors["ten_crop"][1] / n,
+                      top5_error_10crop=100 * errors["ten_crop"][5] / n)
+    return result
+
+
+# Training ----------------------------------------------------------------------------------
+
+class Trainer:
+    """Trains ``model`` on the prepared ``train`` split, validating on ``val`` after each epoch.
+
+    ``model_config`` is what :class:`~tinyalex.model.AlexNet` was built with (less the
+    devices); it goes into checkpoints so that evaluate.py and predict.py can rebuild the
+    model. ``out_dir`` receives the checkpoint and ``metrics.jsonl``; ``after_epoch(trainer)``
+    runs after every epoch (the example draws its plots there).
+    """
+
+    def __init__(self, model, model_config, train, val, out_dir, *, recipe=PAPER, epochs=None, seed=0,
+                 ten_crop_every=1, after_epoch=None):
+        self.model = model
+        self.model_config = json.loads(json.dumps(model_config))  # as a checkpoint gives it back
+        self.train_split, self.val_split = train, val
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.recipe, self.seed = recipe, seed
+        self.max_epochs = recipe.max_epochs if epochs is None else epochs
+        self.ten_crop_every = ten_crop_every
+        self.after_epoch = after_epoch
+        self.sgd = SGD(recipe.learning_rate, recipe.momentum, recipe.weight_decay)
+        self.schedule = PlateauSchedule(recipe.learning_rate, recipe.lr_drop_factor, recipe.patience,
+                                        recipe.max_lr_drops)
+        self.loader = BatchLoader(train, recipe.batch_size, seed=seed)
+        self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
+        self.loss = SoftmaxCrossEntropy()
+        self.epoch, self.batch = 0, 0            # the next batch to train on
+        self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
+        self.history = []                        # one dict of metrics per finished epoch
+        self.stop_requested = False
+
+    @property
+    def finished(self):
+        return self.schedule.finished or self.epoch >= self.max_epochs
+
+    def dropouts(self):
+        for column in (self.model.column_a, self.model.column_b):
+            for stage in column.stages:
+                for name, layer in stage.layers.items():
+                    if isinstance(layer, Dropout):
+                        yield f"column_{column.name}.{name}", layer
+
+    # The loop ------------------------------------------------------------------------------
+
+    def train(self):
+        """Train until the schedule or ``epochs`` says stop; Ctrl-C checkpoints and raises Interrupted."""
+        previous_handler = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):
+            if self.stop_requested:      # a second Ctrl-C stops at once, without a checkpoint
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print("\nCtrl-C: finishing this step, then writing a checkpoint (Ctrl-C again to quit now)",
+                  flush=True)
+
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:  # signal handlers can only be installed there
+            signal.signal(signal.SIGINT, request_stop)
+        try:
+            while not self.finished:
+                self.train_epoch()
+                if self.stop_requested:
+                    self.save()
+                    raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
+                                      f"checkpoint written to {self.out_dir / CHECKPOINT}")
+                self.end_epoch()
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, previous_handler)
+        return self.history
+
+    def train_epoch(self):
+        start = time.perf_counter()
+        description = f"epoch {self.epoch + 1}/{self.max_epochs}"
+        size = self.recipe.batch_size
+        with Progress(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
+            for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
+                loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
+                self.batch = index + 1
+                r = self.running
+                r["loss"] += loss * len(labels)
+                r["correct"] += correct
+                r["images"] += len(labels)
+                progress.update(len(labels), loss=r["loss"] / r["images"], acc=r["correct"] / r["images"])
+                if self.stop_requested:
+                    break
+        self.running["seconds"] += time.perf_counter() - start
+
+    def step(self, images, labels, rng):
+        """One SGD step on one batch; returns (loss, number of correct top-1 predictions)."""
+        x = self.augmenter.train_batch(images, rng)
+        logits = self.model.forward(x, train=True)
+        loss = self.loss.forward(logits, labels)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}. Nothing was "
+                f"written; the last good checkpoint in {self.out_dir} is intact. A smaller learning "
+                "rate (the paper's is 0.01) or the smaller positive bias (0.1) usually helps.")
+        self.model.backward(self.loss.backward())
+        self.sgd.step(self.model.parameters())
+        correct = int((to_numpy(logits).argmax(axis=1) == labels).sum())
+        return loss, correct
+
+    def end_epoch(self):
+        validate_ten = self.ten_crop_every > 0 and (self.epoch + 1) % self.ten_crop_every == 0
+        val = evaluate(self.model, self.val_split, self.augmenter, self.recipe.batch_size,
+                       ten_crop=validate_ten, description=f"validation {self.epoch + 1}")
+        r = self.running
+        metrics = {"epoch": self.epoch + 1, "lr": self.sgd.lr,
+                   "train_loss": r["loss"] / r["images"], "train_top1_error": 100 * (1 - r["correct"] / r["images"]),
+                   "train_images_per_second": r["images"] / r["seconds"], "train_seconds": r["seconds"],
+                   **{f"val_{k}": v for k, v in val.items()}}
+        self.sgd.lr = self.schedule.step(val["top1_error"])
+        metrics["lr_next"] = self.sgd.lr
+        self.history.append(metrics)
+        with open(self.out_dir / METRICS, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        print(format_metrics(metrics), flush=True)
+        self.epoch, self.batch = self.epoch + 1, 0
+        self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
+        self.save()
+        if self.after_epoch is not None:
+            self.after_epoch(self)
+
+    # Checkpoints ---------------------------------------------------------------------------
+
+    def save(self):
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        sgd_state = self.sgd.state_dict()
+        arrays.update({f"velocity/{k}": v for k, v in sgd_state.pop("velocity").items()})
+        meta = {"model": self.model_config, "sgd": sgd_state, "schedule": self.schedule.state_dict(),
+                "epoch": self.epoch, "batch": self.batch, "running": self.running, "history": self.history,
+                "dropout_calls": {name: layer.calls for name, layer in self.dropouts()},
+                "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
+                "classes": self.train_split.wnids}
+        save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
+
+    def resume(self, path=None):
+        """Continue from a checkpoint (by default the one in ``out_dir``)."""
+        arrays, meta = load_checkpoint(path or self.out_dir / CHECKPOINT)
+        if meta["model"] != self.model_config:
+            raise ValueError(f"the checkpoint is of a different model: {meta['model']}, not {self.model_config}")
+        if meta["classes"] != self.train_split.wnids:
+            raise ValueError("the checkpoint was trained on other classes than this data set's")
+        if meta["seed"] != self.seed or meta["batch_size"] != self.recipe.batch_size:
+            raise ValueError(f"resume with the seed and batch size of the checkpoint "
+                             f"(seed {meta['seed']}, batch size {meta['batch_size']})")
+        self.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
+        velocity = {k[len("velocity/"):]: v for k, v in arrays.items() if k.startswith("velocity/")}
+        self.sgd.load_state_dict({**meta["sgd"], "velocity": velocity}, self.model.parameters())
+        self.schedule.load_state_dict(meta["schedule"])
+        self.epoch, self.batch = meta["epoch"], meta["batch"]
+        self.running, self.history = meta["running"], meta["history"]
+        for name, layer in self.dropouts():
+            layer.calls = meta["dropout_calls"][name]
+        return meta
+
+
+def format_metrics(m):
+    line = (f"epoch {m['epoch']}: lr {m['lr']:g}, train loss {m['train_loss']:.3f}, train top-1 error "
+            f"{m['train_top1_error']:.1f}%, val loss {m['val_loss']:.3f}, val top-1/top-5 error "
+            f"{m['val_top1_error']:.1f}%/{m['val_top5_error']:.1f}%")
+    if "val_top1_error_10crop" in m:
+        line += f" (ten crops {m['val_top1_error_10crop']:.1f}%/{m['val_top5_error_10crop']:.1f}%)"
+    if m["lr_next"] != m["lr"]:
+        line += f"; learning rate divided by 10, now {m['lr_next']:g}"
+    return line
