@@ -1,0 +1,273 @@
+"""Check that tinyalex and PyTorch compute the same numbers, before comparing their speed.
+
+    python bench/compare.py [--device cpu|0] [--dtype float32|float64] [--batch N]
+
+Checks, each reported as one relative error ||a - b|| / max(||a||, ||b||):
+
+1. the layers the benchmark also times alone, against PyTorch's own ops: LRN (with the
+   paper's constants and with exaggerated ones, alpha = 1 and k = 1, which expose a wrong
+   window), max-pooling, im2col against ``unfold`` and col2im against ``fold``;
+2. the whole net with the same weights (copied by ``torch_alexnet_from``) and the same
+   images: the logits in evaluation mode, the loss, and the gradient of every parameter
+   (dropout off in both, so that both compute the same function). The images are
+   redrawn while a few max-pool windows are near-ties that the two frameworks resolve
+   differently (their gradient would go to different inputs: a kink, not a bug);
+3. one SGD step: tinyalex's velocity against PyTorch's momentum buffer. The paper's rule
+   (v <- 0.9 v - 0.0005 lr w - lr dL/dw, w <- w + v) and ``torch.optim.SGD`` (buf <- 0.9 buf
+   + dL/dw + 0.0005 w, w <- w - lr buf) are the same update with v = -lr * buf;
+4. the benchmark's layer-by-layer training step (``layer_timing.py``) against tinyalex's
+   own, on a small net with dropout on: the same loss and weights after two steps.
+
+Exits with status 1 if any error is above the tolerance: 1e-4 in float32, 1e-10 in float64.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tinyalex, installed or not
+os.environ["CUPY_TF32"] = "0"  # full float32 matrix products in CuPy; read when cupy is imported
+
+import tinyalex  # noqa: E402
+from tinyalex.backend import on_device, to_device, to_numpy  # noqa: E402
+from tinyalex.layers.conv import col2im, im2col  # noqa: E402
+from tinyalex.model import PARAMETER_LAYERS  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    sys.exit("compare.py needs PyTorch: pip install torch (the CPU build is enough on a CPU machine)")
+
+from alexnet_torch import torch_alexnet_from, torch_device  # noqa: E402
+from layer_timing import layer_by_layer_step  # noqa: E402
+
+TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 0.0005
+PIXEL_STD = 60.0  # mean-subtracted 0..255 pixels: the scale at which LRN has a visible effect
+POOLS = ("pool1", "pool2", "pool5")
+MAX_DRAWS = 10
+MAX_NEAR_TIES = 20  # more windows with different winners than this is not bad luck
+
+
+def rel_error(a, b):
+    """||a - b|| / max(||a||, ||b||): 0 for equal arrays, about 1 for unrelated ones."""
+    a = np.asarray(to_numpy(a), dtype=np.float64).ravel()
+    b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else to_numpy(b), dtype=np.float64).ravel()
+    scale = max(np.linalg.norm(a), np.linalg.norm(b))
+    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+
+
+def merged_view(lookup):
+    """Per-column arrays (``column_a.conv2.weight``, ...) as one-device NumPy arrays
+    (``conv2.weight``, column a's half first), the layout of ``AlexNet.state_dict()``."""
+    merged = {}
+    for layer in PARAMETER_LAYERS[:-1]:
+        for param in ("weight", "bias"):
+            merged[f"{layer}.{param}"] = np.concatenate(
+                [to_numpy(lookup(f"column_{column}.{layer}.{param}")) for column in "ab"], axis=0)
+    for param in ("weight", "bias"):
+        merged[f"fc8.{param}"] = to_numpy(lookup(f"fc8.{param}"))
+    return merged
+
+
+class Report:
+    def __init__(self, tolerance):
+        self.tolerance, self.failures, self.count = tolerance, [], 0
+
+    def section(self, title):
+        print(f"\n{title}")
+
+    def check(self, name, error):
+        self.count += 1
+        ok = error <= self.tolerance
+        if not ok:
+            self.failures.append(name)
+        print(f"  {name:<50} {error:9.2e}  {'ok' if ok else 'FAILED'}")
+
+    def fail(self, name):
+        self.count += 1
+        self.failures.append(name)
+        print(f"  {name:<60}  FAILED")
+
+
+def check_ops(report, device, dtype, rng):
+    """The single layers, on small inputs of the real channel counts."""
+    tdev = torch_device(device)
+
+    def pair(array):
+        """The same numbers for tinyalex (on its device) and for PyTorch (with a gradient)."""
+        return to_device(array, device), torch.from_numpy(array).to(tdev).requires_grad_()
+
+    report.section("single ops, forward and backward")
+    activations = np.maximum(rng.standard_normal((2, 96, 13, 13)) * 5, 0).astype(dtype)
+    for label, constants in (("paper constants", {}), ("alpha=1, k=1", {"alpha": 1.0, "k": 1.0})):
+        lrn = tinyalex.LRN(**constants)
+        x, tx = pair(activations)
+        out = lrn.forward(x)
+        tout = F.local_response_norm(tx, 5, alpha=lrn.alpha * lrn.size, beta=lrn.beta, k=lrn.k)
+        dout = rng.standard_normal(activations.shape).astype(dtype)
+        dx = lrn.backward(to_device(dout, device))
+        (tdx,) = torch.autograd.grad(tout, tx, torch.from_numpy(dout).to(tdev))
+        report.check(f"lrn forward ({label})", rel_error(out, tout))
+        report.check(f"lrn backward ({label})", rel_error(dx, tdx))
+
+    pool = tinyalex.MaxPool2D()
+    x, tx = pair(rng.standard_normal((2, 96, 27, 27)).astype(dtype))  # continuous values: no ties
+    out = pool.forward(x)
+    tout = F.max_pool2d(tx, 3, 2)
+    dout = rng.standard_normal(tuple(tout.shape)).astype(dtype)
+    dx = pool.backward(to_device(dout, device))
+    (tdx,) = torch.autograd.grad(tout, tx, torch.from_numpy(dout).to(tdev))
+    report.check("max-pool forward", rel_error(out, tout))
+    report.check("max-pool backward", rel_error(dx, tdx))
+
+    for label, shape, k, stride, pad in (("conv1: 3x227x227, k=11, s=4", (2, 3, 227, 227), 11, 4, 0),
+                                         ("conv2: 96x27x27, k=5, pad 2", (2, 96, 27, 27), 5, 1, 2)):
+        x, tx = pair(rng.standard_normal(shape).astype(dtype))
+        cols = im2col(x, k, stride, pad)                       # (C*k*k, N*L)
+        tcols = F.unfold(tx.detach(), k, padding=pad, stride=stride)   # (N, C*k*k, L)
+        n, ckk, positions = tcols.shape
+        report.check(f"im2col vs unfold ({label})",
+                     rel_error(to_numpy(cols).reshape(ckk, n, positions).transpose(1, 0, 2), tcols))
+        dcols = rng.standard_normal((ckk, n * positions)).astype(dtype)
+        dx = col2im(to_device(dcols, device), shape, k, stride, pad)
+        tdcols = torch.from_numpy(np.ascontiguousarray(dcols.reshape(ckk, n, positions).transpose(1, 0, 2)))
+        tdx = F.fold(tdcols.to(tdev), shape[2:], k, padding=pad, stride=stride)
+        report.check(f"col2im vs fold ({label})", rel_error(dx, tdx))
+
+
+def pool_disagreements(model, tmodel, x, tx):
+    """Max-pool windows, among those with a positive maximum, whose winner differs between
+    the frameworks in an evaluation forward pass of both."""
+    pool_inputs = {}
+    hooks = [getattr(tmodel, name).register_forward_hook(
+        lambda module, args, out, name=name: pool_inputs.__setitem__(name, args[0])) for name in POOLS]
+    model.forward(x, train=False)
+    with torch.no_grad():
+        tmodel(tx)
+    for hook in hooks:
+        hook.remove()
+    count = 0
+    for name in POOLS:
+        out, winners = F.max_pool2d(pool_inputs[name], 3, 2, return_indices=True)
+        ours = np.concatenate([to_numpy(column.layer(name).argmax) for column in (model.column_a, model.column_b)],
+                              axis=1)
+        count += int(((winners.cpu().numpy() != ours) & (out.cpu().numpy() > 0)).sum())
+    return count
+
+
+def check_model(report, device, dtype, batch, rng):
+    model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=0)
+    tmodel = torch_alexnet_from(model)
+    tmodel.eval()  # dropout off, as train=False in tinyalex
+    tdev = torch_device(device)
+
+    report.section(f"the whole net ({model!r}), same weights, batch {batch}")
+    # A max-pool window whose two largest inputs differ only by rounding can pick different
+    # winners in the two frameworks, and then sends its gradient to a different input: a
+    # kink, not a bug. Such near-ties are rare, so the images are redrawn until there is none.
+    for draw in range(1, MAX_DRAWS + 1):
+        images = (rng.standard_normal((batch, 3, model.image_size, model.image_size)) * PIXEL_STD).astype(dtype)
+        x, tx = to_device(images, device), torch.from_numpy(images).to(tdev)
+        disagreements = pool_disagreements(model, tmodel, x, tx)
+        if disagreements == 0 or disagreements > MAX_NEAR_TIES:
+            break
+        print(f"  (images, draw {draw}: {disagreements} max-pool window(s) with a near-tie picked different "
+              f"winners; drawing again)")
+    if disagreements:
+        report.fail(f"max-pool winners differ in {disagreements} windows "
+                    + ("(more than near-ties explain)" if disagreements > MAX_NEAR_TIES
+                       else f"after {MAX_DRAWS} draws (try a smaller --batch)"))
+    else:
+        print(f"  (images of draw {draw}: every max-pool winner is the same in both frameworks)")
+    labels = rng.integers(0, model.num_classes, batch)
+    y, ty = to_device(labels, device), torch.from_numpy(labels).to(tdev)
+
+    logits = to_numpy(model.forward(x, train=False))
+    with torch.no_grad():
+        tlogits = tmodel(tx).cpu().numpy()
+    report.check("logits, evaluation (worst image)", max(rel_error(a, b) for a, b in zip(logits, tlogits)))
+
+    loss_fn = tinyalex.SoftmaxCrossEntropy()
+    loss = loss_fn.forward(model.forward(x, train=False), y)
+    model.backward(loss_fn.backward())
+    tloss = F.cross_entropy(tmodel(tx), ty)
+    tloss.backward()
+    report.check(f"loss ({loss:.6f})", abs(loss - tloss.item()) / abs(tloss.item()))
+
+    report.section("gradients of the loss (dropout off)")
+    grads = merged_view({name: grad for name, _, grad in model.parameters()}.__getitem__)
+    for name, param in tmodel.named_parameters():
+        report.check(name, rel_error(grads[name], param.grad))
+
+    report.section("one SGD step: tinyalex's velocity vs -lr * PyTorch's momentum buffer")
+    optimizer = tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    optimizer.step(model.parameters())
+    toptimizer = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    toptimizer.step()
+    velocity = merged_view(optimizer.velocity.__getitem__)
+    errors = {name: rel_error(velocity[name], -LR * toptimizer.state[param]["momentum_buffer"])
+              for name, param in tmodel.named_parameters()}
+    worst = max(errors, key=errors.get)
+    report.check(f"worst parameter ({worst})", errors[worst])
+    weights = model.state_dict()
+    report.check("weights after the step (worst parameter)",
+                 max(rel_error(weights[name], param) for name, param in tmodel.named_parameters()))
+
+
+def check_layer_timing(report, device, dtype, rng):
+    """The per-layer timings are only worth reading if the timed step is a normal step."""
+    geometry = {"num_classes": 10, "image_size": 67, "channels": (8, 16, 24, 24, 16), "hidden": 32}
+    models = [tinyalex.AlexNet(devices=device, dtype=dtype, seed=1, **geometry) for _ in range(2)]
+    optimizers = [tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY) for _ in range(2)]
+    loss_fn = tinyalex.SoftmaxCrossEntropy()
+    x = to_device((rng.standard_normal((4, 3, 67, 67)) * PIXEL_STD).astype(dtype), device)
+    y = to_device(rng.integers(0, 10, 4), device)
+    for _ in range(2):  # the second step uses the velocities and the next dropout masks
+        loss = loss_fn.forward(models[0].forward(x, train=True), y)
+        models[0].backward(loss_fn.backward())
+        optimizers[0].step(models[0].parameters())
+        timed_loss, _ = layer_by_layer_step(models[1], x, y, tinyalex.SoftmaxCrossEntropy(), optimizers[1])
+    report.section("the benchmark's layer-by-layer step vs AlexNet's own (small net, dropout on, 2 steps)")
+    report.check("loss", abs(loss - timed_loss) / abs(loss))
+    weights, timed_weights = models[0].state_dict(), models[1].state_dict()
+    report.check("weights (worst parameter)", max(rel_error(weights[name], timed_weights[name]) for name in weights))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help='"cpu" or a CUDA device id (default: cpu)')
+    parser.add_argument("--dtype", choices=sorted(TOLERANCE), default="float32")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    device = "cpu" if args.device == "cpu" else int(args.device)
+    dtype = np.dtype(args.dtype)
+
+    # Both frameworks must do full float32 arithmetic on a GPU for the comparison to mean anything.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+    report = Report(TOLERANCE[args.dtype])
+    print(f"tinyalex {tinyalex.__version__} vs PyTorch {torch.__version__} on device {device}, {args.dtype}; "
+          f"relative error ||a - b|| / max(||a||, ||b||), tolerance {report.tolerance:g}")
+    rng = np.random.default_rng(args.seed)
+    with on_device(device):
+        check_ops(report, device, dtype, rng)
+        check_model(report, device, dtype, args.batch, rng)
+        check_layer_timing(report, device, dtype, rng)
+
+    if report.failures:
+        print(f"\nFAILED: {len(report.failures)} of {report.count} checks (tolerance {report.tolerance:g}): "
+              + ", ".join(report.failures))
+        return 1
+    print(f"\nall {report.count} checks within {report.tolerance:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
