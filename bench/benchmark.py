@@ -52,6 +52,8 @@ def parse_args():
     parser.add_argument("--threads", type=int, help="CPU threads for both frameworks' matrix products and "
                                                     "PyTorch's other ops (default: one per CPU)")
     parser.add_argument("--no-torch", action="store_true", help="tinyalex's figures only")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's default of unmapping large freed blocks (see keep_freed_memory)")
     parser.add_argument("--tf32", choices=("on", "off"), default="off",
                         help="TensorFloat-32 matrix products on the GPU, in both frameworks (default: off)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -443,6 +445,7 @@ def main():
 
     machine = machine_description(device)
     threads = set_threads(device)
+    kept = not ARGS.default_malloc and tinyalex.backend.keep_freed_memory()
     batch = ARGS.batch
     print(f"tinyalex benchmark: training steps of the full AlexNet (227x227 images, 1000 classes), "
           f"float32, batch {batch}, device {device}")
@@ -455,6 +458,10 @@ def main():
         print(f"  threads:  PyTorch {threads.get('torch', 'n/a')}; NumPy's BLAS {threads['numpy_blas']}; "
               f"NumPy's other ops 1")
     print(f"  TF32:     {tf32_description(device)}")
+    print("  malloc:   " + ("freed memory kept for reuse (tinyalex.backend.keep_freed_memory), for both frameworks"
+                            if kept else "the C library's default"))
+    if device == "cpu":
+        print(f"  OpenBLAS: OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: chosen for this CPU)')}")
     if machine.get("load_average") is not None:
         busy = machine["load_average"] >= 0.5
         print(f"  load:     1-minute load average {machine['load_average']:.1f} on {machine['cpu_count']} CPUs"
@@ -467,7 +474,7 @@ def main():
     images = (rng.standard_normal((batch, 3, 227, 227), dtype=np.float32) * np.float32(PIXEL_STD))
     labels = rng.integers(0, 1000, batch)
     results = {"machine": machine, "threads": threads, "settings": {
-        "device": device, "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
+        "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device, "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
         "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
 
 from tinyalex import PAPER, AlexNet, default_device  # noqa: E402
+from tinyalex.backend import keep_freed_memory  # noqa: E402
 from tinyalex.model import paper_gain_weight_std  # noqa: E402
 from tinyalex.data import PreparedSplit  # noqa: E402
 from tinyalex import plots  # noqa: E402
@@ -106,6 +107,7 @@ def prepare_data(args):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
+    keep_freed_memory()  # every step frees and reallocates the same large arrays: reuse their pages
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every

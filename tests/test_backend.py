@@ -61,3 +61,15 @@ def test_numpy_arrays_stay_on_the_cpu():
     x = np.ones(3)
     assert backend.device_of(x) == "cpu" and backend.to_device(x, "cpu") is x
     assert backend.get_array_module(x) is np and backend.array_module("cpu") is np
+
+
+def test_keep_freed_memory_on_glibc():
+    result = run_python("""
+        import platform
+        from tinyalex.backend import keep_freed_memory
+        kept = keep_freed_memory()
+        print(kept, platform.libc_ver()[0])
+    """)
+    assert result.returncode == 0, result.stderr
+    kept, libc = result.stdout.split()
+    assert kept == ("True" if libc == "glibc" else "False")

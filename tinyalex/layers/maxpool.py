@@ -36,15 +36,19 @@ class MaxPool2D(Layer):
         OW = output_size(W, self.size, self.stride, 0)
         self.x_shape = x.shape
         k, s = self.size, self.stride
-        sN, sC, sH, sW = x.strides
-        # windows[n, c, oy, ox, i, j] = x[n, c, oy*s + i, ox*s + j], a view (no copy)
-        windows = xp.lib.stride_tricks.as_strided(
-            x, shape=(N, C, OH, OW, k, k), strides=(sN, sC, sH * s, sW * s, sH, sW))
-        windows = windows.reshape(N, C, OH, OW, k * k)
-        winner = windows.argmax(axis=-1)                       # position inside the window
-        out = xp.take_along_axis(windows, winner[..., None], axis=-1)[..., 0]
-        oy, ox = xp.arange(OH)[:, None], xp.arange(OW)[None, :]
-        self.argmax = ((oy * s + winner // k) * W + ox * s + winner % k).astype(xp.int32)
+        # candidates[i * k + j][n, c, oy, ox] = x[n, c, oy*s + i, ox*s + j]: one strided view
+        # (no copy) per position (i, j) inside the window, each covering every window at once
+        candidates = [x[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] for i in range(k) for j in range(k)]
+        out = candidates[0].copy()
+        for candidate in candidates[1:]:
+            xp.maximum(out, candidate, out=out)
+        # the winner is the first position, in row-major order, that holds the maximum:
+        # walking the positions backwards, the last one written is the first maximum
+        winner = xp.zeros(out.shape, dtype=xp.int32)               # i * k + j of the winner
+        for position in reversed(range(k * k)):
+            xp.copyto(winner, position, where=candidates[position] == out)
+        oy, ox = xp.arange(OH, dtype=xp.int32)[:, None], xp.arange(OW, dtype=xp.int32)[None, :]
+        self.argmax = (oy * s + winner // k) * W + ox * s + winner % k
         return out
 
     def backward(self, dout):
