@@ -16,8 +16,8 @@ Each function draws one PNG, writes it, and returns its path:
 * :func:`plot_neighbours` -- the paper's **Figure 4, right**: for a few validation images,
   the training images whose fc7 activations (the 4096 numbers fed to fc8) are nearest in
   Euclidean distance. Images the network considers alike can differ pixel by pixel.
-* :func:`draw_all` -- all four into one folder; ``examples/train_imagenet.py`` calls it after
-  every epoch.
+* :func:`draw_all` -- all four into one folder; ``examples/train_imagenet.py`` redraws the
+  curves after every epoch and calls it once, at the end.
 
 The drawing goes through matplotlib's ``Figure`` and its Agg canvas directly, never through
 ``pyplot``: no global state, no window, and a program that already set up pyplot with
@@ -326,7 +326,7 @@ def plot_neighbours(model, query_split, gallery_split, augmenter, path, queries=
 # After every epoch -------------------------------------------------------------------------
 
 def draw_all(model, history, train, val, augmenter, out_dir):
-    """All four pictures into ``out_dir`` -> {name: path}; cheap enough to run after every epoch.
+    """All four pictures into ``out_dir`` -> {name: path}.
 
     curves.png (the whole history), conv1_kernels.png, predictions.png (8 validation
     images) and neighbours.png (4 validation images, 6 neighbours each, searched among an

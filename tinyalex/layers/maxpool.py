@@ -54,19 +54,14 @@ class MaxPool2D(Layer):
     def backward(self, dout):
         if is_gpu_array(dout):
             return self.backward_cuda(dout, cuda.kernels_for("maxpool.cu", dout))
-        xp = get_array_module(dout)
         N, C, H, W = self.x_shape
-        OH, OW = dout.shape[2:]
-        k, s = self.size, self.stride
-        dx = xp.zeros(self.x_shape, dtype=dout.dtype)
-        top_left = (xp.arange(OH)[:, None] * s) * W + xp.arange(OW)[None, :] * s
-        # forward: out[n, c, oy, ox] = x[n, c, oy*s + i, ox*s + j] for the winning (i, j);
-        # each step adds the gradient of every window whose winner sat at offset (i, j)
-        for i in range(k):
-            for j in range(k):
-                won = self.argmax == top_left + i * W + j
-                dx[:, :, i:i + s * OH:s, j:j + s * OW:s] += dout * won
-        return dx
+        # forward: out[n, c, oy, ox] = x[n, c, argmax[n, c, oy, ox]] (argmax: y * W + x in the plane).
+        # Each output's gradient goes to its winner; np.add.at adds every entry, so a pixel
+        # that won several overlapping windows receives the sum of their gradients.
+        plane_start = (np.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
+        dx = np.zeros(N * C * H * W, dtype=dout.dtype)
+        np.add.at(dx, (self.argmax + plane_start).ravel(), dout.ravel())
+        return dx.reshape(self.x_shape)
 
     # The CUDA path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
     # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running maxpool.cu on a CPU.
