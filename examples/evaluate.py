@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
 
-from tinyalex.backend import check_device  # noqa: E402
+from tinyalex.backend import parse_devices  # noqa: E402
 from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
 from tinyalex.training import evaluate, model_from_checkpoint  # noqa: E402
 
@@ -48,17 +48,6 @@ def parse_args(argv=None):
     p.add_argument("--no-ten-crop", action="store_true", help="only the centre crop (ten times less work)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return p.parse_args(argv)
-
-
-def parse_devices(text):
-    """None (the default device), "cpu", "0" or "0,1" -> what AlexNet(devices=...) takes."""
-    if text is None:
-        return None
-    try:
-        devices = tuple(check_device("cpu" if part.strip() == "cpu" else int(part)) for part in text.split(","))
-    except ValueError as error:
-        raise SystemExit(f"--devices {text}: {error}")
-    return devices[0] if len(devices) == 1 else devices
 
 
 def find_files(data, train_h5):
@@ -97,7 +86,11 @@ def main(argv=None):
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     val_path, train_path = find_files(args.data, args.train_h5)
-    model, meta = model_from_checkpoint(args.checkpoint, devices=parse_devices(args.devices))
+    try:
+        devices = parse_devices(args.devices)
+    except ValueError as error:
+        raise SystemExit(f"--devices {error}")
+    model, meta = model_from_checkpoint(args.checkpoint, devices=devices)
     val, train = PreparedSplit(val_path), PreparedSplit(train_path)
     check_classes(meta["classes"], val, args.checkpoint)
     check_classes(meta["classes"], train, args.checkpoint)

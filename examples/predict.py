@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
 
 from datasets.images import load_image  # noqa: E402
-from tinyalex.backend import check_device, to_numpy  # noqa: E402
+from tinyalex.backend import parse_devices, to_numpy  # noqa: E402
 from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
 from tinyalex.training import model_from_checkpoint, softmax  # noqa: E402
 
@@ -49,17 +49,6 @@ def parse_args(argv=None):
     p.add_argument("--devices", default=None,
                    help='"cpu", a GPU id such as 0, or two ids such as 0,1 (default: the first GPU, else the CPU)')
     return p.parse_args(argv)
-
-
-def parse_devices(text):
-    """None (the default device), "cpu", "0" or "0,1" -> what AlexNet(devices=...) takes."""
-    if text is None:
-        return None
-    try:
-        devices = tuple(check_device("cpu" if part.strip() == "cpu" else int(part)) for part in text.split(","))
-    except ValueError as error:
-        raise SystemExit(f"--devices {text}: {error}")
-    return devices[0] if len(devices) == 1 else devices
 
 
 def class_probabilities(model, augmenter, image, ten_crop):
@@ -81,7 +70,11 @@ def main(argv=None):
     if not train_path.is_file():
         raise SystemExit(f"{train_path}: no such file (the prepared training split is needed for its mean image "
                          "and class names)")
-    model, meta = model_from_checkpoint(args.checkpoint, devices=parse_devices(args.devices))
+    try:
+        devices = parse_devices(args.devices)
+    except ValueError as error:
+        raise SystemExit(f"--devices {error}")
+    model, meta = model_from_checkpoint(args.checkpoint, devices=devices)
     train = PreparedSplit(train_path)
     if train.wnids != meta["classes"]:
         raise SystemExit(f"{args.checkpoint} was trained on other classes than {train_path} holds: "

@@ -73,3 +73,13 @@ def test_keep_freed_memory_on_glibc():
     assert result.returncode == 0, result.stderr
     kept, libc = result.stdout.split()
     assert kept == ("True" if libc == "glibc" else "False")
+
+
+def test_parse_devices():
+    assert backend.parse_devices(None) is None
+    assert backend.parse_devices("cpu") == "cpu"
+    assert backend.parse_devices("cpu,cpu") == ("cpu", "cpu")
+    with pytest.raises(ValueError, match="a GPU id such as 0"):
+        backend.parse_devices("gpu0")
+    with pytest.raises(ValueError, match="at most two"):
+        backend.parse_devices("cpu,cpu,cpu")

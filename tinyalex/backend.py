@@ -58,6 +58,25 @@ def check_device(device):
     raise ValueError(f'a device is "cpu" or a CUDA device id (int), not {device!r}')
 
 
+def parse_devices(text):
+    """A command line's ``--devices`` -> what ``AlexNet(devices=...)`` takes.
+
+    None -> None (the default: the first GPU, else the CPU); "cpu" -> "cpu"; "0" -> 0;
+    "0,1" -> (0, 1), one device per column. Raises ValueError, saying why, for anything
+    else or for a device this machine does not have.
+    """
+    if text is None:
+        return None
+    try:
+        parts = ["cpu" if part.strip() == "cpu" else int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f'{text!r}: give "cpu", a GPU id such as 0, or two ids such as 0,1') from None
+    if len(parts) > 2:
+        raise ValueError(f"{text!r}: AlexNet has two columns, so at most two devices")
+    devices = tuple(check_device(part) for part in parts)
+    return devices[0] if len(devices) == 1 else devices
+
+
 def array_module(device):
     """NumPy for ``"cpu"``, CuPy for a CUDA device id."""
     return np if device == "cpu" else cupy
