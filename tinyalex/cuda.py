@@ -69,6 +69,8 @@ class Kernels:
         self.device = device
 
     def __getattr__(self, name):
+        if name.startswith("_") or name == "module":  # not a kernel (e.g. while unpickling)
+            raise AttributeError(name)
         return self.module.get_function(name)
 
 

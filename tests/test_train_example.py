@@ -1,0 +1,54 @@
+"""examples/train_imagenet.py end to end, on a tiny prepared data set of full-size images."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_training import write_split
+
+ROOT = Path(__file__).resolve().parents[1]
+PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data256")
+    rng = np.random.default_rng(0)
+    for split, n, statistics in (("train", 8, True), ("val", 3, False)):
+        images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
+        write_split(folder / f"{split}.h5", images, np.arange(n) % 3, statistics=statistics)
+    return folder
+
+
+def train(*args):
+    command = [sys.executable, str(ROOT / "examples" / "train_imagenet.py"), "--devices", "cpu",
+               "--batch-size", "4", "--ten-crop-every", "0", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_train_resume_and_refuse_to_overwrite(data, tmp_path):
+    out = tmp_path / "run"
+    first = train("--data", data, "--epochs", "1", "--out", out)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "60,965,224 parameters" not in first.stdout      # 3 classes: fc8 is smaller
+    for name in ["checkpoint.npz", "metrics.jsonl", "summary.json", *PICTURES]:
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 1 and 0 <= summary["val_top1_error_10crop"] <= 100
+
+    again = train("--data", data, "--epochs", "1", "--out", out)
+    assert again.returncode != 0 and "--resume" in again.stderr
+
+    resumed = train("--data", data, "--epochs", "2", "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_bad_devices_are_explained(data, tmp_path):
+    result = train("--data", data, "--epochs", "1", "--out", tmp_path, "--devices", "gpu")
+    assert result.returncode != 0 and "a GPU id such as 0" in result.stderr
