@@ -11,7 +11,7 @@ import time
 
 from tinyalex.backend import on_device, to_device
 from tinyalex.layers import Dropout
-from tinyalex.model import cross, uncross
+from tinyalex.model import cross, sum_crossed_gradients, uncross
 
 CROSSINGS = {1: "cross3", 2: "cross6", 3: "cross7"}  # the stage that reads a crossing -> its name
 
@@ -49,16 +49,6 @@ def layer_by_layer_step(model, x, labels, loss_fn, optimizer, sync=lambda: None)
                 dout = run(name, "backward", layer.backward, dout)
         return dout
 
-    def merge(dxa, dxb):
-        # each column's output fed both columns' next stage: its gradient is the sum
-        da_from_a, db_from_a = uncross(dxa, a.device, b.device)
-        da_from_b, db_from_b = uncross(dxb, a.device, b.device)
-        with on_device(a.device):
-            da = da_from_a + da_from_b
-        with on_device(b.device):
-            db = db_from_a + db_from_b
-        return da, db
-
     if x.dtype != model.dtype:
         x = x.astype(model.dtype)
     xa = stage_forward(a.stages[0], to_device(x, a.device))
@@ -76,7 +66,7 @@ def layer_by_layer_step(model, x, labels, loss_fn, optimizer, sync=lambda: None)
     da, db = run("cross8", "backward", uncross, dfeatures, a.device, b.device)
     for stage in (3, 2, 1):
         dxa, dxb = stage_backward(a.stages[stage], da), stage_backward(b.stages[stage], db)
-        da, db = run(CROSSINGS[stage], "backward", merge, dxa, dxb)
+        da, db = run(CROSSINGS[stage], "backward", sum_crossed_gradients, dxa, dxb, a.device, b.device)
     stage_backward(a.stages[0], da)
     stage_backward(b.stages[0], db)
     run("sgd", "backward", optimizer.step, model.parameters())

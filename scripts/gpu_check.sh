@@ -8,22 +8,24 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PYTHON=${PYTHON:-python3}
 status=0
 
-python - <<'PY' || exit 1
+"$PYTHON" - <<'PY' || exit 1
 import cupy
 props = cupy.cuda.runtime.getDeviceProperties(0)
-print(f"GPU: {props['name'].decode()}, {cupy.cuda.runtime.getDeviceCount()} device(s), CuPy {cupy.__version__}")
+name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+print(f"GPU: {name}, {cupy.cuda.runtime.getDeviceCount()} device(s), CuPy {cupy.__version__}")
 PY
 
 echo; echo "== 1. GPU tests"
-timeout 150 python -m pytest -m gpu -v -rs -p no:cacheprovider tests || status=1
+timeout 150 "$PYTHON" -m pytest -m gpu -v -rs -p no:cacheprovider tests || status=1
 
 echo; echo "== 2. Same weights, same numbers as PyTorch"
-timeout 60 python bench/compare.py --device 0 || status=1
+timeout 60 "$PYTHON" bench/compare.py --device 0 || status=1
 
 echo; echo "== 3. Training step, batch 128"
-timeout 120 python bench/benchmark.py --device 0 --batch 128 || status=1
+timeout 120 "$PYTHON" bench/benchmark.py --device 0 --batch 128 || status=1
 
 echo; [ $status -eq 0 ] && echo "GPU check passed" || echo "GPU check FAILED"
 exit $status

@@ -148,6 +148,19 @@ def uncross(d, device_a, device_b):
     return to_device(d[:, :half], device_a), to_device(d[:, half:], device_b)
 
 
+def sum_crossed_gradients(dxa, dxb, device_a, device_b):
+    """Backward of a crossing between stages. Each column's output fed both columns' next
+    stage, so its gradient is the sum of its parts of dxa and dxb (the gradients of the two
+    stages' inputs) -> (gradient for column a's output, for column b's output)."""
+    da_from_a, db_from_a = uncross(dxa, device_a, device_b)
+    da_from_b, db_from_b = uncross(dxb, device_a, device_b)
+    with on_device(device_a):
+        da = da_from_a + da_from_b
+    with on_device(device_b):
+        db = db_from_a + db_from_b
+    return da, db
+
+
 class AlexNet:
     """The two-column AlexNet. x (N, 3, 227, 227) -> logits (N, num_classes).
 
@@ -223,13 +236,7 @@ class AlexNet:
         for stage in (3, 2, 1):
             dxa = a.stages[stage].backward(da)
             dxb = b.stages[stage].backward(db)
-            # each column's output fed both columns' next stage: its gradient is the sum
-            da_from_a, db_from_a = uncross(dxa, a.device, b.device)
-            da_from_b, db_from_b = uncross(dxb, a.device, b.device)
-            with on_device(a.device):
-                da = da_from_a + da_from_b
-            with on_device(b.device):
-                db = db_from_a + db_from_b
+            da, db = sum_crossed_gradients(dxa, dxb, a.device, b.device)
         a.stages[0].backward(da)
         b.stages[0].backward(db)
 
