@@ -81,12 +81,20 @@ class Report:
     def section(self, title):
         print(f"\n{title}")
 
-    def check(self, name, error):
+    def check(self, name, error, referee=None):
+        """One error against the tolerance. ``referee``, if given, returns the errors of
+        tinyalex's and PyTorch's values against a float64 reference; it decides a check the
+        two frameworks disagree on: tinyalex passes if it is within the tolerance of the
+        reference (the other framework's float32 being the less precise one)."""
         self.count += 1
-        ok = error <= self.tolerance
+        ok, note = error <= self.tolerance, ""
+        if not ok and referee is not None:
+            ours, theirs = referee()
+            ok = ours <= self.tolerance
+            note = f"  (against float64: tinyalex {ours:.2e}, PyTorch {theirs:.2e})"
         if not ok:
             self.failures.append(name)
-        print(f"  {name:<50} {error:9.2e}  {'ok' if ok else 'FAILED'}")
+        print(f"  {name:<50} {error:9.2e}  {'ok' if ok else 'FAILED'}{note}")
 
     def fail(self, name):
         self.count += 1
@@ -192,6 +200,7 @@ def check_model(report, device, dtype, batch, rng):
         tlogits = tmodel(tx).cpu().numpy()
     report.check("logits, evaluation (worst image)", max(rel_error(a, b) for a, b in zip(logits, tlogits)))
 
+    initial = model.state_dict()
     loss_fn = tinyalex.SoftmaxCrossEntropy()
     loss = loss_fn.forward(model.forward(x, train=False), y)
     model.backward(loss_fn.backward())
@@ -199,10 +208,30 @@ def check_model(report, device, dtype, batch, rng):
     tloss.backward()
     report.check(f"loss ({loss:.6f})", abs(loss - tloss.item()) / abs(tloss.item()))
 
+    # Where the two float32 results disagree, the same computation in float64 (same weights,
+    # same images) tells which of them is off: on a GPU, cuDNN's weight gradient of the
+    # grouped conv2 was measured 2.6e-4 from float64, tinyalex's 5.9e-7.
+    reference = {}
+
+    def float64_gradients():
+        if not reference:
+            exact = tinyalex.AlexNet(devices=device, dtype="float64", seed=0)
+            exact.load_state_dict(initial)
+            exact_loss = tinyalex.SoftmaxCrossEntropy()
+            exact_loss.forward(exact.forward(to_device(images.astype(np.float64), device), train=False), y)
+            exact.backward(exact_loss.backward())
+            reference.update(merged_view({n: to_numpy(g) for n, _, g in exact.parameters()}.__getitem__))
+        return reference
+
+    def referee(ours, theirs, name, exact=lambda g, name: g[name]):
+        return lambda: (rel_error(exact(float64_gradients(), name), ours),
+                        rel_error(exact(float64_gradients(), name), theirs))
+
     report.section("gradients of the loss (dropout off)")
     grads = merged_view({name: grad for name, _, grad in model.parameters()}.__getitem__)
     for name, param in tmodel.named_parameters():
-        report.check(name, rel_error(grads[name], param.grad))
+        report.check(name, rel_error(grads[name], param.grad),
+                     referee(grads[name], param.grad, name) if dtype == np.float32 else None)
 
     report.section("one SGD step: tinyalex's velocity vs -lr * PyTorch's momentum buffer")
     optimizer = tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
@@ -210,10 +239,15 @@ def check_model(report, device, dtype, batch, rng):
     toptimizer = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     toptimizer.step()
     velocity = merged_view(optimizer.velocity.__getitem__)
-    errors = {name: rel_error(velocity[name], -LR * toptimizer.state[param]["momentum_buffer"])
-              for name, param in tmodel.named_parameters()}
+    tvelocity = {name: -LR * toptimizer.state[param]["momentum_buffer"] for name, param in tmodel.named_parameters()}
+    errors = {name: rel_error(velocity[name], tvelocity[name]) for name in tvelocity}
     worst = max(errors, key=errors.get)
-    report.check(f"worst parameter ({worst})", errors[worst])
+
+    def exact_velocity(gradients, name):  # v = -0.0005 lr w - lr dL/dw, from v = 0
+        return -LR * (gradients[name] + WEIGHT_DECAY * initial[name].astype(np.float64))
+
+    report.check(f"worst parameter ({worst})", errors[worst],
+                 referee(velocity[worst], tvelocity[worst], worst, exact_velocity) if dtype == np.float32 else None)
     weights = model.state_dict()
     report.check("weights after the step (worst parameter)",
                  max(rel_error(weights[name], param) for name, param in tmodel.named_parameters()))
