@@ -72,6 +72,7 @@ from datasets.errors import DatasetError, IncompleteFileError
 from datasets.images import load_image
 from datasets.listing import find_split
 from datasets.stats import ColourStatistics, rgb_moments
+from tinyalex.data import is_complete
 from tinyalex.progress import Progress
 
 SPLITS = ("train", "val")
@@ -105,15 +106,6 @@ def prepare_split(src, out_dir, split, *, val_labels=None, val_synsets=None, siz
     """Prepares SRC/<split> into OUT_DIR/<split>.h5 -> its path (see prepare_imagenet)."""
     return prepare_imagenet(src, out_dir, [split], val_labels=val_labels, val_synsets=val_synsets, size=size,
                             workers=workers, checkpoint_every=checkpoint_every)[split]
-
-
-def is_complete(path):
-    """True if `path` is a prepared HDF5 file marked complete."""
-    try:
-        with h5py.File(path, "r") as file:
-            return bool(file.attrs.get("complete", False))
-    except OSError:  # missing, or not an HDF5 file
-        return False
 
 
 def open_prepared(path):

@@ -71,7 +71,9 @@ class Kernels:
     def __getattr__(self, name):
         if name.startswith("_") or name == "module":  # not a kernel (e.g. while unpickling)
             raise AttributeError(name)
-        return self.module.get_function(name)
+        kernel = self.module.get_function(name)
+        setattr(self, name, kernel)  # looked up once: later launches find the attribute directly
+        return kernel
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,6 +21,7 @@ stopped and resumed sees exactly the batches and augmentations of one that was n
 
 import queue
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -31,19 +32,24 @@ CROP = 227
 PCA_NOISE_STD = 0.1  # the standard deviation of a_i (section 4.1)
 
 
+def is_complete(path):
+    """True if ``path`` is a prepared HDF5 file marked complete. The preparation sets the
+    ``complete`` attribute last, so a file cut short is never taken for a finished one."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False))
+    except OSError:  # missing, or not an HDF5 file
+        return False
+
+
 def open_prepared(path):
     """Open a prepared HDF5 file for reading; refuse one whose preparation did not finish."""
-    try:
-        f = h5py.File(path, "r")
-    except FileNotFoundError:
+    if not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such prepared data file (make one with python -m datasets.prepare)")
-    except OSError as error:
-        raise OSError(f"{path} is not a readable HDF5 file: {error}") from None
-    if not f.attrs.get("complete", False):
-        f.close()
+    if not is_complete(path):
         raise ValueError(f"{path} is not marked complete: its preparation did not finish. "
                          "Run python -m datasets.prepare again to finish it.")
-    return f
+    return h5py.File(path, "r")
 
 
 class PreparedSplit:
