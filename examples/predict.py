@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from datasets.images import load_image  # noqa: E402
 from tinyalex.backend import parse_devices, to_numpy  # noqa: E402
 from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
-from tinyalex.training import model_from_checkpoint, softmax  # noqa: E402
+from tinyalex.layers.loss import softmax  # noqa: E402
+from tinyalex.training import model_from_checkpoint  # noqa: E402
 
 
 def parse_args(argv=None):

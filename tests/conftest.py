@@ -1,8 +1,7 @@
-import shutil
-
 import pytest
 
 from tinyalex.backend import gpu_available, gpu_count
+from tinyalex.cuda_emulation import find_compiler
 
 
 def pytest_collection_modifyitems(config, items):
@@ -22,7 +21,7 @@ def two_gpus():
 
 @pytest.fixture(scope="session")
 def cxx():
-    for name in ("c++", "g++", "clang++"):
-        if shutil.which(name):
-            return name
-    pytest.skip("the CUDA emulation needs a C++ compiler")
+    compiler = find_compiler()
+    if compiler is None:
+        pytest.skip("the CUDA emulation needs a C++ compiler")
+    return compiler

@@ -15,6 +15,7 @@ from gradcheck import rel_error
 from tinyalex import cuda
 from tinyalex.cuda_emulation import EmulatedKernels, kernel_signatures
 from tinyalex.layers import LRN, MaxPool2D
+from tinyalex.testing import tie_free
 
 KERNEL_FILES = sorted(p.name for p in cuda.KERNEL_DIR.glob("*.cu"))
 DTYPES = [np.float32, np.float64]
@@ -25,10 +26,6 @@ LRN_SETTINGS = [(5, 2.0, 1e-4, 0.75), (5, 1.0, 1.0, 0.75), (3, 1.0, 1.0, 0.5)]
 @pytest.fixture
 def rng():
     return np.random.default_rng(99)
-
-
-def tie_free(shape, rng, dtype):
-    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.01 - 1.0).astype(dtype)
 
 
 def test_every_kernel_file_is_tested():
@@ -58,9 +55,9 @@ def test_lrn_kernels_match_numpy(dtype, size, k, alpha, beta, shape, rng, cxx):
     x = rng.standard_normal(shape).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
     numpy_path, cuda_path = LRN(size, k, alpha, beta), LRN(size, k, alpha, beta)
-    out = numpy_path.forward(x)
-    dx = numpy_path.backward(dout)
-    out_cuda = cuda_path.forward_cuda(x, kernels)
+    out = numpy_path.forward_numpy(x)
+    dx = numpy_path.backward_numpy(dout)
+    out_cuda = cuda_path.forward_cuda(x, True, kernels)
     assert rel_error(cuda_path.scale, numpy_path.scale) < TOLERANCE[dtype]
     assert rel_error(out_cuda, out) < TOLERANCE[dtype]
     assert rel_error(cuda_path.backward_cuda(dout, kernels), dx) < TOLERANCE[dtype]
@@ -72,19 +69,32 @@ def test_maxpool_kernels_match_numpy(dtype, size, stride, width, rng, cxx):
     kernels = EmulatedKernels("maxpool.cu", dtype)
     x = tie_free((2, 3, width, width), rng, dtype)
     numpy_path, cuda_path = MaxPool2D(size, stride), MaxPool2D(size, stride)
-    out = numpy_path.forward(x)
-    out_cuda = cuda_path.forward_cuda(x, kernels)
+    out = numpy_path.forward_numpy(x)
+    out_cuda = cuda_path.forward_cuda(x, True, kernels)
     np.testing.assert_array_equal(out_cuda, out)
     np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    assert rel_error(cuda_path.backward_cuda(dout, kernels), numpy_path.backward(dout)) < TOLERANCE[dtype]
+    assert rel_error(cuda_path.backward_cuda(dout, kernels), numpy_path.backward_numpy(dout)) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("height,width", [(8, 11), (9, 12), (6, 6)])
+def test_maxpool_kernels_match_numpy_on_sizes_the_window_does_not_tile(height, width, ceil_mode, rng, cxx):
+    kernels = EmulatedKernels("maxpool.cu", np.float64)
+    x = tie_free((2, 3, height, width), rng)
+    numpy_path, cuda_path = MaxPool2D(3, 2, ceil_mode), MaxPool2D(3, 2, ceil_mode)
+    out = numpy_path.forward_numpy(x)
+    np.testing.assert_array_equal(cuda_path.forward_cuda(x, True, kernels), out)
+    np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
+    dout = rng.standard_normal(out.shape)
+    assert rel_error(cuda_path.backward_cuda(dout, kernels), numpy_path.backward_numpy(dout)) < 1e-12
 
 
 def test_maxpool_kernels_break_ties_like_numpy(cxx):
     x = np.zeros((1, 2, 5, 5), dtype=np.float32)  # every window is one big tie
     numpy_path, cuda_path = MaxPool2D(), MaxPool2D()
-    numpy_path.forward(x)
-    cuda_path.forward_cuda(x, EmulatedKernels("maxpool.cu", np.float32))
+    numpy_path.forward_numpy(x)
+    cuda_path.forward_cuda(x, True, EmulatedKernels("maxpool.cu", np.float32))
     np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
 
 
@@ -94,10 +104,11 @@ def test_grid_stride_loops_cover_more_elements_than_threads(rng, cxx, monkeypatc
     monkeypatch.setattr(cuda, "MAX_BLOCKS", 1)
     x = rng.standard_normal((2, 8, 5, 6))
     lrn = LRN(5, 1.0, 1.0, 0.75)
-    assert rel_error(lrn.forward_cuda(x, EmulatedKernels("lrn.cu", np.float64)), LRN(5, 1.0, 1.0, 0.75).forward(x)) < 1e-12
+    assert rel_error(lrn.forward_cuda(x, True, EmulatedKernels("lrn.cu", np.float64)),
+                     LRN(5, 1.0, 1.0, 0.75).forward_numpy(x)) < 1e-12
     pool = MaxPool2D(3, 1)
-    np.testing.assert_array_equal(pool.forward_cuda(x, EmulatedKernels("maxpool.cu", np.float64)),
-                                  MaxPool2D(3, 1).forward(x))
+    np.testing.assert_array_equal(pool.forward_cuda(x, True, EmulatedKernels("maxpool.cu", np.float64)),
+                                  MaxPool2D(3, 1).forward_numpy(x))
 
 
 def test_emulator_rejects_untyped_scalars(cxx):

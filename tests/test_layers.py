@@ -7,6 +7,8 @@ from gradcheck import check_layer, rel_error
 
 from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
                              Tanh, col2im, im2col)
+from tinyalex.layers.loss import softmax
+from tinyalex.testing import tie_free
 
 TOLERANCE = 1e-6
 
@@ -14,11 +16,6 @@ TOLERANCE = 1e-6
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
-
-
-def tie_free(shape, rng):
-    """Values that differ pairwise by at least 0.01: no max-pool window has a near-tie."""
-    return (rng.permutation(int(np.prod(shape))).reshape(shape) * 0.01 - 1.0).astype(np.float64)
 
 
 # Plain-loop references, written independently of the layers ---------------------------------
@@ -53,14 +50,21 @@ def lrn_reference(x, size, k, alpha, beta):
     return out
 
 
-def maxpool_reference(x, size, stride):
+def maxpool_reference(x, size, stride, ceil_mode=False):
+    """PyTorch's documented rule: floor((H - size) / stride) + 1 windows, or ceil(...) + 1
+    with ceil_mode as long as the last window starts inside the input; a window that runs
+    past the edge takes the maximum of what it covers."""
     N, C, H, W = x.shape
-    OH, OW = (H - size) // stride + 1, (W - size) // stride + 1
-    out = np.zeros((N, C, OH, OW))
+
+    def count(n):
+        windows = (-(-(n - size) // stride) if ceil_mode else (n - size) // stride) + 1
+        return windows - 1 if (windows - 1) * stride >= n else windows
+
+    out = np.zeros((N, C, count(H), count(W)))
     for n in range(N):
         for c in range(C):
-            for i in range(OH):
-                for j in range(OW):
+            for i in range(count(H)):
+                for j in range(count(W)):
                     out[n, c, i, j] = x[n, c, i * stride:i * stride + size, j * stride:j * stride + size].max()
     return out
 
@@ -106,10 +110,22 @@ def test_conv_without_input_gradient_still_fills_parameter_gradients(rng):
     assert rel_error(conv.dweight, expected[1]) == 0
 
 
+def test_conv_on_a_size_the_window_does_not_tile_drops_the_last_rows(rng):
+    # 6x6, k=3, s=2: windows start at 0 and 2 (PyTorch's floor rule), the last row and
+    # column are never read
+    conv = Conv2D(3, 4, 3, stride=2, weight_std=1.0, rng=rng, dtype="float64")
+    x = rng.standard_normal((1, 3, 6, 6))
+    out = conv.forward(x)
+    assert out.shape == (1, 4, 2, 2)
+    assert rel_error(out, conv_reference(x, conv.weight, conv.bias, 2, 0)) < 1e-12
+    errors = check_layer(conv, x, rng)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
 def test_conv_rejects_bad_geometry_and_dtype(rng):
     conv = Conv2D(3, 4, 3, stride=2, dtype="float64")
-    with pytest.raises(ValueError, match="does not tile"):
-        conv.forward(np.zeros((1, 3, 6, 6)))
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.forward(np.zeros((1, 3, 2, 2)))
     with pytest.raises(ValueError, match="input channels"):
         conv.forward(np.zeros((1, 2, 7, 7)))
     with pytest.raises(TypeError, match="float32"):
@@ -196,6 +212,19 @@ def test_maxpool_forward_matches_loops(size, stride, width, rng):
 def test_maxpool_gradients(size, stride, width, rng):
     x = tie_free((2, 3, width, width), rng)
     errors = check_layer(MaxPool2D(size, stride), x, rng, eps=1e-4)
+    assert errors["x"] < TOLERANCE
+
+
+@pytest.mark.parametrize("ceil_mode,expected_shape", [(False, (3, 5)), (True, (4, 5))])
+def test_maxpool_of_a_size_the_window_does_not_tile(ceil_mode, expected_shape, rng):
+    # 8x11 with 3/2: PyTorch gives 3x5, and 4x5 with ceil_mode (the last row window covers
+    # rows 6..7 only)
+    x = tie_free((2, 3, 8, 11), rng)
+    pool = MaxPool2D(3, 2, ceil_mode=ceil_mode)
+    out = pool.forward(x)
+    assert out.shape[2:] == expected_shape
+    np.testing.assert_array_equal(out, maxpool_reference(x, 3, 2, ceil_mode))
+    errors = check_layer(MaxPool2D(3, 2, ceil_mode=ceil_mode), x, rng, eps=1e-4)
     assert errors["x"] < TOLERANCE
 
 
@@ -287,8 +316,54 @@ def test_softmax_cross_entropy_gradient(rng):
     assert rel_error(numeric, analytic) < TOLERANCE
 
 
+def test_softmax_sums_to_one_and_survives_huge_logits(rng):
+    logits = rng.standard_normal((3, 5)) * 1e3
+    probs = softmax(logits)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    np.testing.assert_allclose(probs, softmax(logits - 7.0), rtol=1e-12)
+    # the loss is -log of the same probabilities
+    assert abs(SoftmaxCrossEntropy().forward(logits[:1], np.array([4])) + np.log(probs[0, 4])) < 1e-9
+
+
 def test_softmax_cross_entropy_rejects_bad_labels():
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match="shape"):
         SoftmaxCrossEntropy().forward(np.zeros((2, 3)), np.array([0]))
+
+
+# One contract for every layer -----------------------------------------------------------------
+
+def every_layer(rng):
+    """One of each layer, with an input it accepts."""
+    image = rng.standard_normal((2, 3, 9, 9))
+    return [
+        (Conv2D(3, 4, 3, weight_std=1.0, rng=rng, dtype="float64"), image),
+        (ReLU(), image), (Tanh(), image), (LRN(), image), (MaxPool2D(), image),
+        (Flatten(), image), (Linear(6, 4, rng=rng, dtype="float64"), rng.standard_normal((2, 6))),
+        (Dropout(0.5), image),
+    ]
+
+
+def test_every_layer_takes_train_and_keeps_nothing_in_evaluation(rng):
+    for layer, x in every_layer(rng):
+        trained = layer.forward(x, train=True)
+        kept = {name: value for name, value in vars(layer).items() if isinstance(value, (np.ndarray, tuple))
+                and name not in layer.param_names and not name.startswith("d")}
+        layer.forward(x, train=False)
+        still_kept = [name for name in kept if getattr(layer, name) is not None]
+        assert still_kept == [], f"{layer!r} keeps {still_kept} after an evaluation pass"
+        if isinstance(layer, Dropout):  # evaluation is the identity, and so is its gradient
+            continue
+        with pytest.raises(RuntimeError, match="train=True"):
+            layer.backward(np.ones_like(trained))
+
+
+def test_twin_paths_are_named_and_agree(rng):
+    # the CUDA paths are checked against these in test_kernels.py
+    x = tie_free((2, 6, 7, 7), rng)
+    for layer in (LRN(5, 1.0, 1.0, 0.75), MaxPool2D()):
+        out = layer.forward(x)                     # dispatched: the NumPy path for NumPy arrays
+        np.testing.assert_array_equal(layer.forward_numpy(x), out)
+        dout = rng.standard_normal(out.shape)
+        np.testing.assert_array_equal(layer.backward(dout), layer.backward_numpy(dout))

@@ -6,7 +6,8 @@ from gradcheck import numerical_gradient, rel_error, sample
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy, to_numpy
-from tinyalex.layers import Dropout
+from tinyalex.layers import LRN, Conv2D, MaxPool2D, Tanh
+from tinyalex.model import PAPER_LAYERS, architecture, fan_ins, walk
 
 SMALL = dict(image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)  # conv1 15x15, pool5 1x1
 
@@ -92,6 +93,103 @@ def test_bad_image_size_is_explained():
         AlexNet(devices="cpu", image_size=224)
 
 
+# One table drives the geometry ----------------------------------------------------------------
+
+def test_the_table_gives_the_papers_sizes_and_fan_ins():
+    shapes = walk(PAPER_LAYERS, 227, columns=2)
+    assert [shapes[f"conv{i}"].out_size for i in range(1, 6)] == [27, 13, 13, 13, 6]  # after pooling
+    # fan-ins by hand from the paper's Figure 2: 11*11*3, 5*5*48, 3*3*256, 3*3*192, 3*3*192, 6*6*256, 4096, 4096
+    assert fan_ins(PAPER_LAYERS, 227, 2) == {"conv1": 363, "conv2": 1200, "conv3": 2304, "conv4": 1728,
+                                             "conv5": 1728, "fc6": 9216, "fc7": 4096, "fc8": 4096}
+
+
+def test_named_layers_follow_the_table(full_model):
+    names = [name for name, _ in full_model.named_layers()]
+    assert names[:9] == ["column_a.conv1", "column_a.relu1", "column_a.lrn1", "column_a.pool1",
+                         "column_a.conv2", "column_a.relu2", "column_a.lrn2", "column_a.pool2", "column_a.conv3"]
+    assert names[-1] == "fc8" and names.count("column_b.drop7") == 1 and len(names) == 2 * 22 + 1
+    assert [name for name, _ in full_model.dropout_layers()] == [
+        "column_a.drop6", "column_a.drop7", "column_b.drop6", "column_b.drop7"]
+
+
+def test_hooks_see_every_step_in_order():
+    model = small_model()
+    events = []
+    model.hooks.append(lambda event, name, value: events.append((event, name)))
+    x = np.zeros((2, 3, 67, 67), dtype=np.float32)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(model.forward(x), np.array([0, 1]))
+    model.backward(loss.backward())
+    forward = [name for event, name in events if event == "after_forward"]
+    backward = [name for event, name in events if event == "after_backward"]
+    layers = [name for name, _ in model.named_layers()]
+    assert sorted(set(forward)) == sorted(set(layers) | {"cross3", "cross6", "cross7", "cross8"})
+    assert forward.index("column_a.pool2") < forward.index("cross3") < forward.index("column_b.conv3")
+    assert backward[0] == "fc8" and backward[-1] == "column_b.conv1"
+    assert sum(1 for event, _ in events if event.startswith("before")) == len(events) // 2
+    model.hooks.clear()
+    events.clear()
+    model.forward(x)
+    assert events == []
+
+
+# The ablation switches change the table ------------------------------------------------------
+
+def test_switches_change_the_layers():
+    model = small_model(activation="tanh", lrn=False, pool=(2, 2))
+    names = [name for name, _ in model.named_layers()]
+    assert not any(".lrn" in name or ".relu" in name for name in names)
+    assert isinstance(model.column_a.layer("tanh1"), Tanh)
+    assert (model.column_a.layer("pool1").size, model.column_a.layer("pool1").stride) == (2, 2)
+    assert model.forward(np.zeros((1, 3, 67, 67), dtype=np.float32)).shape == (1, 5)
+    assert [spec.lrn for spec in architecture(lrn=False)] == [False] * len(PAPER_LAYERS)
+    with pytest.raises(ValueError, match="activation"):
+        architecture(activation="sigmoid")
+
+
+def test_pooling_two_by_two_keeps_the_papers_sizes():
+    # section 3.4: s = z = 2 against s = 2, z = 3, "which produces output of equivalent dimensions"
+    model = AlexNet(devices="cpu", pool=(2, 2), num_classes=10)
+    model.forward(np.zeros((1, 3, 227, 227), dtype=np.float32), train=False)
+    shapes = model.activation_shapes()["column_a"]
+    assert (shapes["pool1"], shapes["pool2"], shapes["pool5"]) == ((1, 48, 27, 27), (1, 128, 13, 13),
+                                                                   (1, 128, 6, 6))
+
+
+def test_one_column_is_the_one_gpu_net_without_groups():
+    model = AlexNet(devices="cpu", columns=1, num_classes=10)
+    assert model.column_b is None and len(model.columns) == 1
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    assert shapes["conv2.weight"] == (256, 96, 5, 5)       # reads all 96 conv1 maps: no groups
+    assert shapes["conv4.weight"] == (384, 384, 3, 3)
+    assert shapes["fc6.weight"] == (4096, 9216)
+    assert not any(name.startswith("column_b") for name, _ in model.named_layers())
+    assert isinstance(model.column_a.layer("lrn1"), LRN) and model.column_a.layer("conv1").out_channels == 96
+
+
+def test_one_column_equals_the_ungrouped_loops():
+    model = small_model(dtype="float64", weight_std=0.2, image_size=99, columns=1)
+    x = np.random.default_rng(5).standard_normal((2, 3, 99, 99))
+    s = model.state_dict()
+    relu = lambda v: np.maximum(v, 0)  # noqa: E731
+    h = pool(lrn(relu(grouped_conv(x, s["conv1.weight"], s["conv1.bias"], 4, 0, 1))))
+    h = pool(lrn(relu(grouped_conv(h, s["conv2.weight"], s["conv2.bias"], 1, 2, 1))))
+    h = relu(grouped_conv(h, s["conv3.weight"], s["conv3.bias"], 1, 1, 1))
+    h = relu(grouped_conv(h, s["conv4.weight"], s["conv4.bias"], 1, 1, 1))
+    h = pool(relu(grouped_conv(h, s["conv5.weight"], s["conv5.bias"], 1, 1, 1))).reshape(2, -1)
+    h = relu(relu(h @ s["fc6.weight"].T + s["fc6.bias"]) @ s["fc7.weight"].T + s["fc7.bias"])
+    assert rel_error(model.forward(x, train=False), h @ s["fc8.weight"].T + s["fc8.bias"]) < 1e-12
+
+
+def test_the_papers_one_gpu_baseline_has_about_as_many_parameters():
+    # section 3.2, footnote: half the kernels in conv1-conv4, conv5 and the fc layers whole
+    baseline = AlexNet(devices="cpu", columns=1, channels=(48, 128, 192, 192, 256))
+    two = AlexNet(devices="cpu")
+    assert abs(baseline.num_parameters() - two.num_parameters()) < 0.02 * two.num_parameters()
+    assert isinstance(baseline.column_a.layer("conv3"), Conv2D)
+    assert isinstance(baseline.column_a.layer("pool5"), MaxPool2D)
+
+
 # The two columns equal the one-device AlexNet with grouped convolutions ----------------------
 
 def grouped_conv(x, w, b, stride, pad, groups):
@@ -154,8 +252,8 @@ def test_model_gradients():
     x = rng.standard_normal((2, 3, 99, 99))
     labels = np.array([1, 4])
     loss = SoftmaxCrossEntropy()
-    dropouts = [layer for column in (model.column_a, model.column_b) for stage in column.stages
-                for layer in stage.layers.values() if isinstance(layer, Dropout)]
+    dropouts = [layer for _, layer in model.dropout_layers()]
+    assert len(dropouts) == 4   # drop6 and drop7 in each column
 
     def replay_masks():
         for layer in dropouts:
@@ -215,8 +313,10 @@ def test_small_model_overfits_eight_images():
 # On GPUs -----------------------------------------------------------------------------------
 
 def gradients(model, x, labels):
+    # a training pass (backward needs one) with the model built with dropout=0: the same
+    # function on every device, since CuPy and NumPy draw different masks
     loss = SoftmaxCrossEntropy()
-    value = loss.forward(model.forward(x, train=False), labels)
+    value = loss.forward(model.forward(x, train=True), labels)
     model.backward(loss.backward())
     return value, {name: to_numpy(grad) for name, _, grad in model.parameters()}
 
@@ -225,7 +325,8 @@ def gradients(model, x, labels):
 def test_full_model_on_gpu_matches_cpu():
     # float64, so that no max-pooling window is a near-tie that rounding could break
     # differently on the two devices (in float32 a flipped winner changes a gradient at 1e-3)
-    cpu, gpu = AlexNet(devices="cpu", dtype="float64", seed=7), AlexNet(devices=0, dtype="float64", seed=7)
+    cpu = AlexNet(devices="cpu", dtype="float64", seed=7, dropout=0.0)
+    gpu = AlexNet(devices=0, dtype="float64", seed=7, dropout=0.0)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4, 3, 227, 227))
     labels = rng.integers(0, 1000, 4)
@@ -245,7 +346,8 @@ def test_full_model_logits_on_gpu_match_cpu_in_float32():
 
 @pytest.mark.gpu
 def test_two_gpus_equal_one(two_gpus):
-    one, two = AlexNet(devices=0, dtype="float64", seed=3), AlexNet(devices=(0, 1), dtype="float64", seed=3)
+    one = AlexNet(devices=0, dtype="float64", seed=3, dropout=0.0)
+    two = AlexNet(devices=(0, 1), dtype="float64", seed=3, dropout=0.0)
     assert two.column_b.layer("conv1").weight.device.id == 1
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 3, 227, 227))

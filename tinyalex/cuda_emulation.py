@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cuda import c_type_name, kernel_source
+from .cuda import KERNEL_DIR, c_type_name, kernel_source
 
 CUDA_SHIM = r"""
 #include <cmath>
@@ -88,7 +88,7 @@ def compile_shared_library(filename, dtype):
         shim.write_text(CUDA_SHIM)
         scratch = library.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
         command = [compiler, "-std=c++14", "-O1", "-shared", "-fPIC", f"-Dscalar_t={ctype}",
-                   "-include", str(shim), "-x", "c++", str(Path(__file__).parent / "layers" / filename),
+                   "-include", str(shim), "-x", "c++", str(KERNEL_DIR / filename),
                    "-o", str(scratch)]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:

@@ -13,6 +13,12 @@ where the next layer reads the outputs of *both* columns (the crossings):
 fc6 and fc7 by ReLU and dropout). fc8, the classifier, is whole and lives on column a's
 device: the paper leaves its placement open.
 
+The whole architecture is one table, :data:`PAPER_LAYERS`: one row per layer with
+weights, saying its kernel, stride and padding, which outputs it reads, and what follows
+it. The columns, the fan-ins, the output sizes and PyTorch's equivalent in ``bench/`` are
+all read from it; the ablations of the paper (tanh for ReLU, no LRN, pooling 2/2, one
+column) are changes to its entries, made by :func:`architecture`.
+
 On one device this is the familiar one-column AlexNet with grouped convolutions
 (groups=2 at conv2, conv4 and conv5): :meth:`AlexNet.state_dict` gives exactly that
 merged view, column a first, so weights can be compared with other frameworks. One
@@ -21,103 +27,145 @@ each column's LRN normalizes over its own half of the channels, so the channels 
 the boundary between the halves (within size//2 of it) see a shorter window.
 """
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from .backend import array_module, check_device, default_device, on_device, to_device, to_numpy
-from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU
-from .layers.conv import output_size
-
-PAPER_CHANNELS = (96, 256, 384, 384, 256)  # conv1..conv5 kernels, both columns together
-PAPER_HIDDEN = 4096                         # fc6 and fc7 neurons, both columns together
-PARAMETER_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
-POSITIVE_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")  # bias 1 in the paper (section 5)
+from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
+from .layers.conv import exact_output_size, output_size
 
 
-class Stage:
-    """Layers that run one after another inside one column, between two crossings."""
+@dataclass(frozen=True)
+class LayerSpec:
+    """One row of the architecture table: a layer with weights, and what follows it.
 
-    def __init__(self, device, layers):
-        self.device = device
-        self.layers = layers            # {name: layer}, in order
-        self.output_shapes = {}         # {name: shape} of the last forward pass
-
-    def forward(self, x, train):
-        with on_device(self.device):
-            for name, layer in self.layers.items():
-                x = layer.forward(x, train) if isinstance(layer, Dropout) else layer.forward(x)
-                self.output_shapes[name] = x.shape
-        return x
-
-    def backward(self, dout):
-        with on_device(self.device):
-            for layer in reversed(self.layers.values()):
-                dout = layer.backward(dout)
-        return dout
-
-
-class Column:
-    """One column ("tower"): half of conv1..fc7, on one device.
-
-    ``stages[0]`` reads the image; ``stages[1..3]`` read both columns' outputs of the stage
-    before (the crossings).
+    name: "conv1" ... "fc8"; the layers after it are named with its number ("relu1", ...).
+    width: kernels (conv) or neurons (fc), all columns together.
+    kernel, stride, pad: a convolution's k x k window; kernel 0 makes a fully-connected layer.
+    reads: where the input comes from: "image"; "own", the layer's own column only (a
+        grouped convolution on one device); or "both", every column's output (a crossing).
+    activation: "relu", "tanh", or None (the classifier).
+    lrn: local response normalization after the activation (section 3.3).
+    pool: (size, stride) of the max-pooling after it, or None (section 3.4).
+    dropout: the probability of dropping an output, 0 for none (section 4.2).
+    positive_bias: starts with the positive bias (the paper's 1) rather than 0 (section 5).
     """
 
-    def __init__(self, name, device, channels, hidden, pool5_size, rng, weight_std, positive_bias,
-                 dropout, dtype):
-        self.name, self.device = name, device
-        c1, c2, c3, c4, c5 = (c // 2 for c in channels)
-        h = hidden // 2
+    name: str
+    width: int
+    kernel: int = 0
+    stride: int = 1
+    pad: int = 0
+    reads: str = "own"
+    activation: str | None = "relu"
+    lrn: bool = False
+    pool: tuple | None = None
+    dropout: float = 0.0
+    positive_bias: bool = False
 
-        def conv(layer, *args, **kwargs):
-            bias = positive_bias if layer in POSITIVE_BIAS_LAYERS else 0.0
-            return Conv2D(*args, **kwargs, weight_std=std_of(weight_std, layer), bias=bias, rng=rng, device=device,
-                          dtype=dtype)
+    @property
+    def is_conv(self):
+        return self.kernel > 0
 
-        def fc(layer, *args):
-            bias = positive_bias if layer in POSITIVE_BIAS_LAYERS else 0.0
-            return Linear(*args, weight_std=std_of(weight_std, layer), bias=bias, rng=rng, device=device, dtype=dtype)
-
-        def drop():
-            return Dropout(dropout, seed=int(rng.integers(2**63)))
-
-        self.stages = [
-            Stage(device, {
-                "conv1": conv("conv1", 3, c1, 11, stride=4), "relu1": ReLU(), "lrn1": LRN(), "pool1": MaxPool2D(),
-                "conv2": conv("conv2", c1, c2, 5, pad=2), "relu2": ReLU(), "lrn2": LRN(), "pool2": MaxPool2D(),
-            }),
-            Stage(device, {  # conv3 reads both columns' pool2 outputs
-                "conv3": conv("conv3", 2 * c2, c3, 3, pad=1), "relu3": ReLU(),
-                "conv4": conv("conv4", c3, c4, 3, pad=1), "relu4": ReLU(),
-                "conv5": conv("conv5", c4, c5, 3, pad=1), "relu5": ReLU(), "pool5": MaxPool2D(),
-                "flatten": Flatten(),
-            }),
-            Stage(device, {"fc6": fc("fc6", 2 * c5 * pool5_size**2, h), "relu6": ReLU(), "drop6": drop()}),
-            Stage(device, {"fc7": fc("fc7", 2 * h, h), "relu7": ReLU(), "drop7": drop()}),
-        ]
-        self.layer("conv1").input_grad = False  # nobody needs the gradient of the image
-
-    def layer(self, name):
-        for stage in self.stages:
-            if name in stage.layers:
-                return stage.layers[name]
-        raise KeyError(name)
+    @property
+    def number(self):
+        """"conv1" -> "1": the suffix of the names of the layers that follow it."""
+        return "".join(filter(str.isdigit, self.name))
 
 
-def fan_ins(channels, hidden, pool5_size):
+# The paper's network (section 3.5, Figure 2). Widths are both columns together; the last
+# row is the classifier, which is not split between the columns.
+PAPER_LAYERS = (
+    #          name    width kernel stride pad  reads    what follows it
+    LayerSpec("conv1",    96,  11,    4,    0, "image", lrn=True, pool=(3, 2)),
+    LayerSpec("conv2",   256,   5,    1,    2, "own",   lrn=True, pool=(3, 2), positive_bias=True),
+    LayerSpec("conv3",   384,   3,    1,    1, "both"),
+    LayerSpec("conv4",   384,   3,    1,    1, "own",   positive_bias=True),
+    LayerSpec("conv5",   256,   3,    1,    1, "own",   pool=(3, 2), positive_bias=True),
+    LayerSpec("fc6",    4096,                  reads="both", dropout=0.5, positive_bias=True),
+    LayerSpec("fc7",    4096,                  reads="both", dropout=0.5, positive_bias=True),
+    LayerSpec("fc8",    1000,                  reads="both", activation=None),
+)
+PAPER_CHANNELS = tuple(spec.width for spec in PAPER_LAYERS if spec.is_conv)   # conv1..conv5 kernels
+PAPER_HIDDEN = PAPER_LAYERS[-2].width                                         # fc6 and fc7 neurons
+PARAMETER_LAYERS = tuple(spec.name for spec in PAPER_LAYERS)
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
+
+
+def architecture(num_classes=1000, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN, *, activation="relu",
+                 lrn=True, pool=(3, 2), dropout=0.5):
+    """The table with these widths and switches; every default is the paper's.
+
+    Each switch changes entries of :data:`PAPER_LAYERS` rather than adding a branch to the
+    model: ``activation`` every activation, ``lrn=False`` removes both LRN layers,
+    ``pool`` sets every max-pooling's (size, stride), ``dropout`` both dropout layers.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation is one of {sorted(ACTIVATIONS)}, not {activation!r}")
+    pool = tuple(pool)
+    if len(pool) != 2 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in pool):
+        raise ValueError(f"pool is (size, stride) of positive integers, e.g. (3, 2), not {pool!r}")
+    convs = [spec for spec in PAPER_LAYERS if spec.is_conv]
+    if len(channels) != len(convs):
+        raise ValueError(f"channels gives the kernels of the {len(convs)} conv layers, got {len(channels)} numbers")
+    widths = {spec.name: width for spec, width in zip(convs, channels)}
+    widths.update({spec.name: hidden for spec in PAPER_LAYERS[len(convs):-1]})
+    widths[PAPER_LAYERS[-1].name] = num_classes
+    table = []
+    for spec in PAPER_LAYERS:
+        table.append(replace(spec, width=widths[spec.name],
+                             activation=spec.activation and activation,
+                             lrn=spec.lrn and lrn,
+                             pool=spec.pool and pool,
+                             dropout=spec.dropout and dropout))
+    return tuple(table)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the walk through the table finds for one row (per column where it says so)."""
+
+    in_channels: int    # conv: input channels one kernel sees; fc: input features of one neuron
+    in_size: int        # conv: the input's height (= width); fc: 0
+    out_size: int       # after the layer and its pooling; fc: 0
+    fan_in: int         # inputs per neuron
+
+
+def walk(layers, image_size, columns):
+    """{row name: :class:`Shape`} for a table on ``image_size`` images with ``columns`` columns.
+
+    A convolution must tile its input exactly (as 227 does and the paper's 224 does not),
+    so an image size that would quietly leave pixels out is refused, with the reason.
+    Pooling rounds down, as in the paper's s = z = 2 comparison (55 -> 27 leaves the last
+    row and column out).
+    """
+    shapes, channels, size = {}, 3, image_size
+    for spec in layers:
+        if spec.reads == "own" and channels % columns:
+            raise ValueError(f"{spec.name} reads its own column's {channels} inputs, which do not split "
+                             f"into {columns} columns")
+        seen = channels // columns if spec.reads == "own" else channels
+        if spec.is_conv:
+            out = exact_output_size(size, spec.kernel, spec.stride, spec.pad)
+            if spec.pool:
+                out = output_size(out, *spec.pool)
+            shapes[spec.name] = Shape(seen, size, out, seen * spec.kernel**2)
+            size = out
+        else:
+            features = seen * size * size   # the first fc layer reads the flattened maps
+            shapes[spec.name] = Shape(features, 0, 0, features)
+            size = 1
+        channels = spec.width
+    return shapes
+
+
+def fan_ins(layers, image_size, columns):
     """Inputs per neuron of each layer (both columns' inputs where a layer reads both)."""
-    c1, c2, c3, c4, c5 = channels
-    return {"conv1": 3 * 11 * 11, "conv2": c1 // 2 * 5 * 5, "conv3": c2 * 3 * 3, "conv4": c3 // 2 * 3 * 3,
-            "conv5": c4 // 2 * 3 * 3, "fc6": c5 * pool5_size**2, "fc7": hidden, "fc8": hidden}
+    return {name: shape.fan_in for name, shape in walk(layers, image_size, columns).items()}
 
 
-def pool5_size(image_size):
-    size = output_size(image_size, 11, 4, 0)        # conv1
-    for _ in range(3):                              # pool1, pool2, pool5 (conv2..5 keep the size)
-        size = output_size(size, 3, 2, 0)
-    return size
-
-
-def paper_gain_weight_std(image_size, channels, hidden):
+def paper_gain_weight_std(image_size, channels, hidden, columns=2):
     """Initial weight spreads that give a narrower net the paper's gain in every layer.
 
     A neuron's output spread grows like std * sqrt(fan-in). The paper's N(0, 0.01^2) suits
@@ -125,8 +173,8 @@ def paper_gain_weight_std(image_size, channels, hidden):
     and take long to start learning. std = 0.01 * sqrt(paper fan-in / fan-in) keeps each
     layer's gain as in the paper; for the paper's own geometry it is 0.01 everywhere.
     """
-    paper = fan_ins(PAPER_CHANNELS, PAPER_HIDDEN, 6)
-    ours = fan_ins(channels, hidden, pool5_size(image_size))
+    paper = fan_ins(PAPER_LAYERS, 227, 2)
+    ours = fan_ins(architecture(channels=channels, hidden=hidden), image_size, columns)
     return {layer: 0.01 * (paper[layer] / ours[layer]) ** 0.5 for layer in paper}
 
 
@@ -135,39 +183,142 @@ def std_of(weight_std, layer):
     return weight_std[layer] if isinstance(weight_std, dict) else weight_std
 
 
-def cross(xa, xb, device):
-    """A crossing: both columns' outputs side by side (a first) on ``device``."""
-    xp = array_module(device)
+# The crossings ---------------------------------------------------------------------------
+
+def cross(outputs, device):
+    """A crossing: the columns' outputs side by side (column a first) on ``device``."""
+    if len(outputs) == 1:
+        return to_device(outputs[0], device)
     with on_device(device):
-        return xp.concatenate([to_device(xa, device), to_device(xb, device)], axis=1)
+        return array_module(device).concatenate([to_device(x, device) for x in outputs], axis=1)
 
 
-def uncross(d, device_a, device_b):
-    """Backward of the crossings: d(concatenation) -> (d for column a's part, d for b's part)."""
-    half = d.shape[1] // 2
-    return to_device(d[:, :half], device_a), to_device(d[:, half:], device_b)
+def uncross(d, devices):
+    """Backward of :func:`cross`: d(side by side) -> each column's part, on its own device."""
+    width = d.shape[1] // len(devices)
+    return [to_device(d[:, i * width:(i + 1) * width], device) for i, device in enumerate(devices)]
 
 
-def sum_crossed_gradients(dxa, dxb, device_a, device_b):
-    """Backward of a crossing between stages. Each column's output fed both columns' next
-    stage, so its gradient is the sum of its parts of dxa and dxb (the gradients of the two
-    stages' inputs) -> (gradient for column a's output, for column b's output)."""
-    da_from_a, db_from_a = uncross(dxa, device_a, device_b)
-    da_from_b, db_from_b = uncross(dxb, device_a, device_b)
-    with on_device(device_a):
-        da = da_from_a + da_from_b
-    with on_device(device_b):
-        db = db_from_a + db_from_b
-    return da, db
+def sum_crossed_gradients(dxs, devices):
+    """Backward of a crossing between stages. Each column's output fed every column's next
+    stage, so its gradient is the sum of its parts of all of ``dxs`` (the gradients of the
+    stages' inputs, one per column) -> [gradient for each column's output]."""
+    parts = [uncross(dx, devices) for dx in dxs]          # parts[reader][owner]
+    sums = []
+    for owner, device in enumerate(devices):
+        with on_device(device):
+            total = parts[0][owner]
+            for reader in parts[1:]:
+                total = total + reader[owner]
+        sums.append(total)
+    return sums
+
+
+# Hooks -----------------------------------------------------------------------------------
+
+class Hooks(list):
+    """Functions called around every step of a forward and a backward pass.
+
+    A hook is ``hook(event, name, value)``: ``event`` is "before_forward",
+    "after_forward", "before_backward" or "after_backward"; ``name`` the step's name, a
+    layer's ("column_a.conv1", "fc8") or a crossing's ("cross3": the crossing in front of
+    conv3); ``value`` the step's arguments before it and its result after. Tools look
+    inside the real schedule this way (timing, recording activations) instead of copying
+    it, as pycaffe's before/after-forward callbacks do.
+    """
+
+    def run(self, name, direction, fn, *args):
+        for hook in self:
+            hook(f"before_{direction}", name, args)
+        result = fn(*args)
+        for hook in self:
+            hook(f"after_{direction}", name, result)
+        return result
+
+
+class Stage:
+    """Layers that run one after another inside one column, between two crossings."""
+
+    def __init__(self, column, device, layers, hooks):
+        self.column, self.device = column, device
+        self.layers = layers            # {name: layer}, in order
+        self.hooks = hooks
+        self.output_shapes = {}         # {name: shape} of the last forward pass
+
+    def forward(self, x, train):
+        with on_device(self.device):
+            for name, layer in self.layers.items():
+                x = self.hooks.run(f"{self.column}.{name}", "forward", layer.forward, x, train)
+                self.output_shapes[name] = x.shape
+        return x
+
+    def backward(self, dout):
+        with on_device(self.device):
+            for name, layer in reversed(self.layers.items()):
+                dout = self.hooks.run(f"{self.column}.{name}", "backward", layer.backward, dout)
+        return dout
+
+
+class Column:
+    """One column ("tower"): its share of every row of the table but the classifier, on one device.
+
+    ``stages[0]`` reads the image; each later stage begins at a row that reads "both" (a
+    crossing) and reads every column's output of the stage before.
+    """
+
+    def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks):
+        self.name, self.device = name, device
+        stages = []
+        for i, spec in enumerate(layers):
+            if not stages or spec.reads == "both":
+                stages.append({})
+            shape, width = shapes[spec.name], spec.width // columns
+            std, bias = std_of(weight_std, spec.name), positive_bias if spec.positive_bias else 0.0
+            if spec.is_conv:
+                stages[-1][spec.name] = Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
+                                               input_grad=spec.reads != "image", weight_std=std, bias=bias,
+                                               rng=rng, device=device, dtype=dtype)
+            else:
+                stages[-1][spec.name] = Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng,
+                                               device=device, dtype=dtype)
+            n = spec.number
+            if spec.activation:
+                stages[-1][f"{spec.activation}{n}"] = ACTIVATIONS[spec.activation]()
+            if spec.lrn:
+                stages[-1][f"lrn{n}"] = LRN()
+            if spec.pool:
+                stages[-1][f"pool{n}"] = MaxPool2D(*spec.pool)
+            if spec.dropout:
+                stages[-1][f"drop{n}"] = Dropout(spec.dropout, seed=int(rng.integers(2**63)))
+            if spec.is_conv and i + 1 < len(layers) and not layers[i + 1].is_conv:
+                stages[-1]["flatten"] = Flatten()    # the fc layers read the maps as one vector
+        self.stages = [Stage(f"column_{name}", device, layers, hooks) for layers in stages]
+
+    def named_layers(self):
+        for stage in self.stages:
+            for name, layer in stage.layers.items():
+                yield f"{stage.column}.{name}", layer
+
+    def layer(self, name):
+        for stage in self.stages:
+            if name in stage.layers:
+                return stage.layers[name]
+        raise KeyError(name)
 
 
 class AlexNet:
     """The two-column AlexNet. x (N, 3, 227, 227) -> logits (N, num_classes).
 
-    devices: one device for both columns ("cpu" or a CUDA id), or a pair, e.g. (0, 1) for
-        two GPUs. By default the first GPU if there is one, else the CPU.
+    devices: one device for every column ("cpu" or a CUDA id), or one per column, e.g.
+        (0, 1) for two GPUs. By default the first GPU if there is one, else the CPU.
     image_size, channels, hidden: the geometry; the defaults are the paper's. A smaller
         net with the same structure (for tests or a laptop) changes these.
+    activation, lrn, pool, columns: the paper's ablations, each a change to the table
+        (:func:`architecture`): "relu" or "tanh"; LRN or not; the max-pooling's
+        (size, stride), (3, 2) overlapping or (2, 2) not; 2 columns, or 1 column holding
+        all of ``channels`` and ``hidden`` with no crossings and no groups (the one-GPU net;
+        the paper's one-GPU baseline of section 3.2 is ``columns=1`` with half the kernels
+        of conv1-conv4: ``channels=(48, 128, 192, 192, 256)``).
     weight_std, positive_bias: the paper's initialisation, N(0, 0.01^2) weights and bias 1
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
         weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
@@ -176,78 +327,99 @@ class AlexNet:
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
                  hidden=PAPER_HIDDEN, dropout=0.5, weight_std=0.01, positive_bias=1.0, seed=0,
-                 dtype="float32"):
+                 dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2):
+        if columns not in (1, 2):
+            raise ValueError(f"AlexNet has one column or two, not {columns}")
         if devices is None:
             devices = default_device()
         if not isinstance(devices, (tuple, list)):
-            devices = (devices, devices)
+            devices = (devices,) * columns
+        if len(devices) != columns:
+            raise ValueError(f"this AlexNet has {columns} column(s): give one device, or one per column, "
+                             f"not {len(devices)}")
         self.devices = tuple(check_device(d) for d in devices)
-        if len(self.devices) != 2:
-            raise ValueError(f"AlexNet has two columns: give one device or two, not {len(devices)}")
-        if any(c % 2 for c in channels) or hidden % 2:
-            raise ValueError("the channels and hidden sizes are split between two columns, so they must be even")
+        if any(c % columns for c in channels) or hidden % columns:
+            raise ValueError(f"the channels and hidden sizes are split between {columns} columns, so they must "
+                             f"be multiples of {columns}")
         self.num_classes, self.image_size = num_classes, image_size
         self.channels, self.hidden = tuple(channels), hidden
         self.dtype = np.dtype(dtype)
+        self.layers = architecture(num_classes, channels, hidden, activation=activation, lrn=lrn, pool=pool,
+                                   dropout=dropout)
+        shapes = walk(self.layers, image_size, columns)
+        self.hooks = Hooks()
 
-        size = pool5_size(image_size)
         rng = np.random.default_rng(seed)
-        self.column_a, self.column_b = (
-            Column(name, device, self.channels, hidden, size, rng, weight_std, positive_bias, dropout, self.dtype)
-            for name, device in zip("ab", self.devices))
-        self.fc8 = Linear(hidden, num_classes, weight_std=std_of(weight_std, "fc8"), rng=rng, device=self.devices[0],
+        *column_rows, classifier = self.layers
+        self.columns = [Column(name, device, column_rows, shapes, columns, rng, weight_std, positive_bias,
+                               self.dtype, self.hooks)
+                        for name, device in zip("ab", self.devices)]
+        self.column_a = self.columns[0]
+        self.column_b = self.columns[1] if columns == 2 else None
+        self.classifier_name = classifier.name
+        self.fc8 = Linear(shapes[classifier.name].in_channels, num_classes,
+                          weight_std=std_of(weight_std, classifier.name), rng=rng, device=self.devices[0],
                           dtype=self.dtype)
+        # the crossing in front of each later stage, and in front of the classifier, by
+        # the layer that reads it: "cross3", "cross6", "cross7", "cross8"
+        self.crossings = [f"cross{spec.number}" for spec in self.layers if spec.reads == "both"]
 
     # Forward and backward ----------------------------------------------------------------
 
     def forward(self, x, train=True):
         """Images (N, 3, H, W), on any device -> logits (N, num_classes) on column a's device.
 
-        train=False turns dropout off (evaluation).
+        train=False is evaluation: dropout off, and no layer keeps anything for backward.
         """
         features = self.features(x, train)
         with on_device(self.column_a.device):
-            return self.fc8.forward(features)
+            return self.hooks.run(self.classifier_name, "forward", self.fc8.forward, features, train)
 
-    def features(self, x, train=False):
-        """The fc7 activations of both columns, (N, hidden), on column a's device: the input
-        of fc8, and the 4096-dimensional image codes of the paper's Figure 4."""
-        a, b = self.column_a, self.column_b
+    def features(self, x, train=True):
+        """The fc7 activations of every column, (N, hidden), on column a's device: the input
+        of fc8, and the 4096-dimensional image codes of the paper's Figure 4 (take those
+        with train=False, without dropout)."""
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        # Both columns see the whole image. Each column's work is issued before anything
-        # waits for the other, so on two GPUs the columns run at the same time.
-        xa = a.stages[0].forward(to_device(x, a.device), train)
-        xb = b.stages[0].forward(to_device(x, b.device), train)
-        for stage in (1, 2, 3):  # the crossings: conv3, fc6 and fc7 read both columns
-            # both inputs are gathered before either column's stage is queued, so that the
-            # copies wait only for the previous stage and the columns go on side by side
-            input_a, input_b = cross(xa, xb, a.device), cross(xa, xb, b.device)
-            xa = a.stages[stage].forward(input_a, train)
-            xb = b.stages[stage].forward(input_b, train)
-        return cross(xa, xb, a.device)
+        # Every column sees the whole image. Each column's work is issued before anything
+        # waits for another, so on two GPUs the columns run at the same time.
+        outputs = [column.stages[0].forward(to_device(x, column.device), train) for column in self.columns]
+        for stage, crossing in enumerate(self.crossings[:-1], start=1):
+            # every column's input is gathered before any column's stage is queued, so that
+            # the copies wait only for the previous stage and the columns go on side by side
+            inputs = [self.hooks.run(crossing, "forward", cross, outputs, column.device) for column in self.columns]
+            outputs = [column.stages[stage].forward(x, train) for column, x in zip(self.columns, inputs)]
+        return self.hooks.run(self.crossings[-1], "forward", cross, outputs, self.column_a.device)
 
     def backward(self, dlogits):
         """d(loss)/d(logits) -> fills the gradient of every parameter."""
-        a, b = self.column_a, self.column_b
-        with on_device(a.device):
-            dx = self.fc8.backward(dlogits)
-        da, db = uncross(dx, a.device, b.device)
-        for stage in (3, 2, 1):
-            dxa = a.stages[stage].backward(da)
-            dxb = b.stages[stage].backward(db)
-            da, db = sum_crossed_gradients(dxa, dxb, a.device, b.device)
-        a.stages[0].backward(da)
-        b.stages[0].backward(db)
+        with on_device(self.column_a.device):
+            dx = self.hooks.run(self.classifier_name, "backward", self.fc8.backward, dlogits)
+        grads = self.hooks.run(self.crossings[-1], "backward", uncross, dx, self.devices)
+        for stage in reversed(range(1, len(self.column_a.stages))):
+            dxs = [column.stages[stage].backward(g) for column, g in zip(self.columns, grads)]
+            grads = self.hooks.run(self.crossings[stage - 1], "backward", sum_crossed_gradients, dxs, self.devices)
+        for column, g in zip(self.columns, grads):
+            column.stages[0].backward(g)
+
+    # Names -------------------------------------------------------------------------------
+
+    def named_layers(self):
+        """Yield ``(name, layer)`` for every layer, column a's first, then the classifier:
+        ``("column_a.conv1", Conv2D(...))``, ..., ``("fc8", Linear(...))``."""
+        for column in self.columns:
+            yield from column.named_layers()
+        yield self.classifier_name, self.fc8
+
+    def dropout_layers(self):
+        """``(name, layer)`` of the dropout layers: their random streams go into checkpoints."""
+        return [(name, layer) for name, layer in self.named_layers() if isinstance(layer, Dropout)]
 
     # Parameters --------------------------------------------------------------------------
 
     def layers_with_parameters(self):
-        """Yield ``(prefix, layer)`` for every layer that has parameters, column a first."""
-        for column in (self.column_a, self.column_b):
-            for name in PARAMETER_LAYERS[:-1]:
-                yield f"column_{column.name}.{name}", column.layer(name)
-        yield "fc8", self.fc8
+        """Yield ``(name, layer)`` for every layer that has parameters, column a first."""
+        return ((name, layer) for name, layer in self.named_layers() if layer.param_names)
 
     def parameters(self):
         """Yield ``(name, parameter, gradient)`` on the parameter's own device, e.g.
@@ -261,21 +433,22 @@ class AlexNet:
 
     def state_dict(self):
         """The merged one-device view as NumPy arrays: ``conv1.weight`` (96, 3, 11, 11),
-        ``conv2.weight`` (256, 48, 5, 5), ..., ``fc8.bias`` (1000,); column a's half first.
+        ``conv2.weight`` (256, 48, 5, 5), ..., ``fc8.bias`` (1000,); column a's part first.
 
-        conv2, conv4 and conv5 come out as grouped convolutions (groups=2); conv3 and the
-        fc layers as ordinary ones, because they read both columns.
+        With two columns, conv2, conv4 and conv5 come out as grouped convolutions
+        (groups=2); conv3 and the fc layers as ordinary ones, because they read both columns.
         """
         state = {}
-        for name in PARAMETER_LAYERS[:-1]:
+        for spec in self.layers[:-1]:
             for param in ("weight", "bias"):
-                halves = [to_numpy(getattr(column.layer(name), param)) for column in (self.column_a, self.column_b)]
-                state[f"{name}.{param}"] = np.concatenate(halves, axis=0)
-        state["fc8.weight"], state["fc8.bias"] = np.array(to_numpy(self.fc8.weight)), np.array(to_numpy(self.fc8.bias))
+                parts = [to_numpy(getattr(column.layer(spec.name), param)) for column in self.columns]
+                state[f"{spec.name}.{param}"] = np.concatenate(parts, axis=0)
+        for param in ("weight", "bias"):
+            state[f"{self.classifier_name}.{param}"] = np.array(to_numpy(getattr(self.fc8, param)))
         return state
 
     def load_state_dict(self, state):
-        """Copy a merged view (as :meth:`state_dict` gives) into the two columns, in place."""
+        """Copy a merged view (as :meth:`state_dict` gives) into the columns, in place."""
         expected = {k: v.shape for k, v in self.state_dict().items()}
         missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
         if missing or unexpected:
@@ -283,19 +456,21 @@ class AlexNet:
         for key, shape in expected.items():
             if tuple(state[key].shape) != shape:
                 raise ValueError(f"{key}: expected shape {shape}, got {tuple(state[key].shape)}")
-        for name in PARAMETER_LAYERS[:-1]:
+        for spec in self.layers[:-1]:
             for param in ("weight", "bias"):
-                value = np.asarray(state[f"{name}.{param}"], dtype=self.dtype)
-                half = value.shape[0] // 2
-                for column, part in ((self.column_a, value[:half]), (self.column_b, value[half:])):
-                    getattr(column.layer(name), param)[...] = to_device(np.ascontiguousarray(part), column.device)
-        self.fc8.weight[...] = to_device(np.asarray(state["fc8.weight"], dtype=self.dtype), self.devices[0])
-        self.fc8.bias[...] = to_device(np.asarray(state["fc8.bias"], dtype=self.dtype), self.devices[0])
+                value = np.asarray(state[f"{spec.name}.{param}"], dtype=self.dtype)
+                part = value.shape[0] // len(self.columns)
+                for i, column in enumerate(self.columns):
+                    getattr(column.layer(spec.name), param)[...] = to_device(
+                        np.ascontiguousarray(value[i * part:(i + 1) * part]), column.device)
+        for param in ("weight", "bias"):
+            getattr(self.fc8, param)[...] = to_device(
+                np.asarray(state[f"{self.classifier_name}.{param}"], dtype=self.dtype), self.devices[0])
 
     def activation_shapes(self):
         """``{column: {layer: output shape}}`` of the last forward pass."""
         return {f"column_{c.name}": {k: v for s in c.stages for k, v in s.output_shapes.items()}
-                for c in (self.column_a, self.column_b)}
+                for c in self.columns}
 
     def __repr__(self):
         return (f"AlexNet(num_classes={self.num_classes}, devices={self.devices}, image_size={self.image_size}, "

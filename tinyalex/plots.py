@@ -38,7 +38,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .backend import to_numpy
 from .data import center_position
-from .training import softmax
+from .layers.loss import softmax
 
 DPI = 100                 # so that a size in pixels is a size in inches times 100
 KERNELS_PER_ROW = 16      # the paper's Figure 3 shows its 48 kernels per column in rows of 16
@@ -155,7 +155,7 @@ def conv1_weights(state_dict_or_model):
     if isinstance(state_dict_or_model, Mapping):
         return np.asarray(state_dict_or_model["conv1.weight"])
     model = state_dict_or_model  # only conv1 is copied off the device, not the whole state dict
-    return np.concatenate([to_numpy(column.layer("conv1").weight) for column in (model.column_a, model.column_b)])
+    return np.concatenate([to_numpy(column.layer("conv1").weight) for column in model.columns])
 
 
 def kernel_mosaic(kernels, per_row):

@@ -27,7 +27,8 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import Augmenter, BatchLoader, batch_rng
-from .layers import Dropout, SoftmaxCrossEntropy
+from .layers import SoftmaxCrossEntropy
+from .layers.loss import softmax
 from .model import AlexNet
 from .progress import Progress
 from .recipe import PAPER
@@ -87,11 +88,6 @@ def top_k_errors(probabilities, labels, ks=(1, 5)):
     return {k: int(np.sum(~np.any(order[:, :k] == labels[:, None], axis=1))) for k in ks}
 
 
-def softmax(logits):
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def evaluate(model, split, augmenter, batch_size, ten_crop=True, description="validation"):
     """Top-1 and top-5 error (in %) on ``split``: the centre crop, and the ten-crop average."""
     loader = BatchLoader(split, batch_size, shuffle=False)
@@ -101,7 +97,7 @@ def evaluate(model, split, augmenter, batch_size, ten_crop=True, description="va
     with Progress(len(split), description, unit="img") as progress:
         for _, (images, labels) in loader.epoch(0):
             logits = model.forward(augmenter.center_crop(images), train=False)
-            loss_sum += loss_fn.forward(logits, labels) * len(labels)
+            loss_sum += loss_fn.forward(logits, labels, train=False) * len(labels)
             for k, n in top_k_errors(softmax(to_numpy(logits)), labels).items():
                 errors["center"][k] += n
             if ten_crop:
@@ -155,13 +151,6 @@ class Trainer:
     @property
     def finished(self):
         return self.schedule.finished or self.epoch >= self.max_epochs
-
-    def dropouts(self):
-        for column in (self.model.column_a, self.model.column_b):
-            for stage in column.stages:
-                for name, layer in stage.layers.items():
-                    if isinstance(layer, Dropout):
-                        yield f"column_{column.name}.{name}", layer
 
     # The loop ------------------------------------------------------------------------------
 
@@ -253,7 +242,7 @@ class Trainer:
         arrays.update({f"velocity/{k}": v for k, v in sgd_state.pop("velocity").items()})
         meta = {"model": self.model_config, "sgd": sgd_state, "schedule": self.schedule.state_dict(),
                 "epoch": self.epoch, "batch": self.batch, "running": self.running, "history": self.history,
-                "dropout_calls": {name: layer.calls for name, layer in self.dropouts()},
+                "dropout_calls": {name: layer.calls for name, layer in self.model.dropout_layers()},
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
                 "classes": self.train_split.wnids}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
@@ -274,7 +263,7 @@ class Trainer:
         self.schedule.load_state_dict(meta["schedule"])
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.running, self.history = meta["running"], meta["history"]
-        for name, layer in self.dropouts():
+        for name, layer in self.model.dropout_layers():
             layer.calls = meta["dropout_calls"][name]
         return meta
 

@@ -13,12 +13,15 @@ from .base import Layer
 class ReLU(Layer):
     """out = max(0, x), elementwise; any shape."""
 
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.active = x > 0
-        return xp.maximum(x, 0)
+    def __init__(self):
+        self.active = None
+
+    def forward(self, x, train=True):
+        self.active = (x > 0) if train else None
+        return get_array_module(x).maximum(x, 0)
 
     def backward(self, dout):
+        self.check_saved(self.active)
         # forward: out = max(0, x); the gradient passes only where x > 0
         return dout * self.active
 
@@ -26,11 +29,15 @@ class ReLU(Layer):
 class Tanh(Layer):
     """out = tanh(x), elementwise; any shape."""
 
-    def forward(self, x):
-        xp = get_array_module(x)
-        self.out = xp.tanh(x)
-        return self.out
+    def __init__(self):
+        self.out = None
+
+    def forward(self, x, train=True):
+        out = get_array_module(x).tanh(x)
+        self.out = out if train else None
+        return out
 
     def backward(self, dout):
+        self.check_saved(self.out)
         # forward: out = tanh(x), and d tanh(x)/dx = 1 - tanh(x)^2
         return dout * (1 - self.out * self.out)

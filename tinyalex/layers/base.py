@@ -1,24 +1,56 @@
-"""What every layer shares: parameters with their gradients, and the paper's initialisation."""
+"""What every layer shares: one forward/backward contract, the dispatch between a layer's
+NumPy and CUDA paths, parameters with their gradients, and the paper's initialisation."""
 
 import numpy as np
 
-from ..backend import array_module, check_device, on_device
+from .. import cuda
+from ..backend import array_module, check_device, is_gpu_array, on_device
 
 
 class Layer:
-    """A layer is a plain object with ``forward`` and ``backward``.
+    """A layer is a plain object with ``forward(x, train=True)`` and ``backward(dout)``.
 
-    ``forward`` keeps what ``backward`` needs on ``self``; ``backward`` takes the gradient
-    of the loss with respect to the layer's output and returns the gradient with respect
-    to its input, filling ``d<name>`` for each parameter ``<name>`` on the way.
+    Every layer takes the same arguments, so no caller ever needs to ask which kind of
+    layer it holds (as cuda-convnet2 hands every layer its pass type, and Caffe gives every
+    layer its phase):
+
+    * ``forward(x, train=True)`` returns the output. With ``train=True`` it keeps on
+      ``self`` what backward needs; with ``train=False`` (evaluation) it keeps nothing, and
+      the layers that behave differently in training (dropout) act as at test time.
+    * ``backward(dout)`` takes the gradient of the loss with respect to the layer's output
+      and returns the gradient with respect to its input, filling ``d<name>`` for each
+      parameter ``<name>`` on the way. It needs a ``train=True`` forward pass before it.
+
+    A layer written once against the array module ``xp`` overrides ``forward`` and
+    ``backward`` directly. A layer with a CUDA kernel of its own names its ``.cu`` file in
+    ``kernel_file`` and writes two twin paths, ``forward_numpy`` / ``backward_numpy`` and
+    ``forward_cuda`` / ``backward_cuda``: the methods below pick one by where the data
+    lives, here and nowhere else. Tests call each path by name.
     """
 
     param_names = ()
+    kernel_file = None   # e.g. "lrn.cu": the layer has a CUDA path, run for GPU arrays
+
+    def forward(self, x, train=True):
+        if self.kernel_file is not None and is_gpu_array(x):
+            return self.forward_cuda(x, train, cuda.kernels_for(self.kernel_file, x))
+        return self.forward_numpy(x, train)
+
+    def backward(self, dout):
+        if self.kernel_file is not None and is_gpu_array(dout):
+            return self.backward_cuda(dout, cuda.kernels_for(self.kernel_file, dout))
+        return self.backward_numpy(dout)
 
     def parameters(self):
         """Yield ``(name, parameter, gradient)`` for each parameter of this layer."""
         for name in self.param_names:
             yield name, getattr(self, name), getattr(self, "d" + name)
+
+    def check_saved(self, *buffers):
+        """Refuse a backward pass that has no ``train=True`` forward pass to work from."""
+        if any(buffer is None for buffer in buffers):
+            raise RuntimeError(f"{self!r}.backward needs what a forward pass with train=True keeps; "
+                               "the last forward pass was an evaluation one (train=False), or there was none")
 
     def __repr__(self):
         return f"{type(self).__name__}()"

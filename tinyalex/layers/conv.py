@@ -9,7 +9,9 @@ each column back onto the patch it came from, which is what backward needs.
 Shapes, for an input of N images with C channels of H x W pixels, O kernels of size
 k x k, stride s and zero padding p::
 
-    OH = (H + 2p - k) // s + 1        OW = (W + 2p - k) // s + 1
+    OH = (H + 2p - k) // s + 1        OW = (W + 2p - k) // s + 1   (rounded down, as in
+                                       PyTorch and Caffe: rows and columns that no whole
+                                       window reaches are left out)
     x     (N, C, H, W)
     cols  (C*k*k, N*OH*OW)             one column per output pixel of the batch
     W     (O, C, k, k)  seen as (O, C*k*k)
@@ -20,7 +22,29 @@ from ..backend import get_array_module
 from .base import Layer, check_dtype, initial_parameters
 
 
-def output_size(size, kernel_size, stride, pad):
+def output_size(size, kernel_size, stride, pad=0, ceil_mode=False):
+    """Outputs along one axis: (size + 2*pad - kernel_size) / stride + 1, rounded down.
+
+    The floor rule drops the last rows (or columns) that no whole window reaches.
+    ``ceil_mode=True`` rounds up instead (Caffe's pooling rule): one more window that runs
+    past the edge, as long as it starts inside the input (PyTorch's ``ceil_mode``).
+    """
+    span = size + 2 * pad - kernel_size
+    if span < 0:
+        raise ValueError(f"a {kernel_size}x{kernel_size} window with padding {pad} does not fit in an input "
+                         f"of size {size}")
+    count = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (count - 1) * stride >= size + pad:
+        count -= 1   # that last window would start in the padding (or past it): PyTorch drops it
+    return count
+
+
+def exact_output_size(size, kernel_size, stride, pad=0):
+    """Like :func:`output_size`, but refuse a size that the windows do not tile exactly.
+
+    The network's geometry uses this: an AlexNet whose image size leaves pixels out would
+    quietly differ from the paper's, so it is refused with the reason.
+    """
     span = size + 2 * pad - kernel_size
     if span < 0 or span % stride:
         raise ValueError(f"a {kernel_size}x{kernel_size} window with stride {stride} and padding {pad} "
@@ -72,27 +96,29 @@ def col2im(cols, x_shape, kernel_size, stride, pad):
 class Conv2D(Layer):
     """2-D convolution, NCHW activations and OIHW weights.
 
-    x (N, C, H, W) -> out (N, O, OH, OW), with OH = (H + 2*pad - kernel_size) // stride + 1.
+    x (N, C, H, W) -> out (N, O, OH, OW), with OH = (H + 2*pad - kernel_size) // stride + 1
+    (rounded down: input rows and columns past the last whole window are not used).
 
     ``weight`` (O, C, k, k) and ``bias`` (O,) start as the paper initialises them
-    (section 5): weights from N(0, weight_std^2), biases constant. Set ``input_grad`` to
-    False on a first layer: backward then skips the gradient with respect to the image,
+    (section 5): weights from N(0, weight_std^2), biases constant. ``input_grad=False``
+    suits a first layer: backward then skips the gradient with respect to the image,
     which nobody needs, and returns None.
     """
 
     param_names = ("weight", "bias")
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *,
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *, input_grad=True,
                  weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
+        self.input_grad = input_grad
         self.weight, self.bias = initial_parameters(
             (out_channels, in_channels, kernel_size, kernel_size), out_channels,
             weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
-        self.input_grad = True
+        self.cols = self.x_shape = None
 
-    def forward(self, x):
+    def forward(self, x, train=True):
         check_dtype(x, self.weight, self)
         xp = get_array_module(x)
         N, C, H, W = x.shape
@@ -100,13 +126,15 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
         OH = output_size(H, self.kernel_size, self.stride, self.pad)
         OW = output_size(W, self.kernel_size, self.stride, self.pad)
-        self.x_shape = x.shape
-        self.cols = im2col(x, self.kernel_size, self.stride, self.pad)
-        out = self.weight.reshape(self.out_channels, -1) @ self.cols    # (O, N*OH*OW)
+        cols = im2col(x, self.kernel_size, self.stride, self.pad)
+        out = self.weight.reshape(self.out_channels, -1) @ cols    # (O, N*OH*OW)
         out += self.bias[:, None]
+        # the im2col matrix is the largest buffer of the layer: kept only for a backward pass
+        self.cols, self.x_shape = (cols, x.shape) if train else (None, None)
         return xp.ascontiguousarray(out.reshape(self.out_channels, N, OH, OW).transpose(1, 0, 2, 3))
 
     def backward(self, dout):
+        self.check_saved(self.cols)
         O = self.out_channels
         # forward: out = W @ cols + b, with out seen as (O, N*OH*OW)
         dout = dout.transpose(1, 0, 2, 3).reshape(O, -1)
@@ -116,7 +144,7 @@ class Conv2D(Layer):
             self.cols = None
             return None
         dcols = self.weight.reshape(O, -1).T @ dout
-        self.cols = None  # the largest buffer of the layer: free it as soon as possible
+        self.cols = None  # free the largest buffer as soon as possible
         return col2im(dcols, self.x_shape, self.kernel_size, self.stride, self.pad)
 
     def __repr__(self):

@@ -37,8 +37,8 @@ class Dropout(Layer):
         self.mask = None
 
     def forward(self, x, train=True):
+        self.mask = None
         if not train or self.p == 0:
-            self.mask = None
             return x
         xp = get_array_module(x)
         keep = uniform(x, self.seed, self.calls) >= self.p
@@ -47,7 +47,8 @@ class Dropout(Layer):
         return x * self.mask
 
     def backward(self, dout):
-        # forward: out = x * mask (or out = x in evaluation)
+        # forward: out = x * mask in training; out = x in evaluation (and with p = 0), which
+        # needs nothing kept: its gradient passes unchanged
         return dout if self.mask is None else dout * self.mask
 
     def __repr__(self):

@@ -19,17 +19,19 @@ class Linear(Layer):
         self.weight, self.bias = initial_parameters(
             (out_features, in_features), out_features, weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
+        self.x = None
 
-    def forward(self, x):
+    def forward(self, x, train=True):
         check_dtype(x, self.weight, self)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{self!r} expects input of shape (N, {self.in_features}), got {x.shape}")
-        self.x = x
+        self.x = x if train else None
         out = x @ self.weight.T
         out += self.bias
         return out
 
     def backward(self, dout):
+        self.check_saved(self.x)
         # forward: out = x @ W.T + b
         self.dweight = dout.T @ self.x
         self.dbias = dout.sum(axis=0)
@@ -44,9 +46,13 @@ class Linear(Layer):
 class Flatten(Layer):
     """(N, C, H, W) -> (N, C*H*W), channel-major, as Caffe and PyTorch flatten."""
 
-    def forward(self, x):
-        self.x_shape = x.shape
+    def __init__(self):
+        self.x_shape = None
+
+    def forward(self, x, train=True):
+        self.x_shape = x.shape if train else None
         return get_array_module(x).ascontiguousarray(x).reshape(x.shape[0], -1)
 
     def backward(self, dout):
+        self.check_saved(self.x_shape)
         return dout.reshape(self.x_shape)

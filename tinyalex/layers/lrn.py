@@ -19,7 +19,7 @@ names, ``scale`` and ``out``.
 import numpy as np
 
 from .. import cuda
-from ..backend import get_array_module, is_gpu_array
+from ..backend import get_array_module
 from .base import Layer
 
 
@@ -39,24 +39,36 @@ def window_sum(a, size):
 
 
 class LRN(Layer):
-    """x (N, C, H, W) -> out (N, C, H, W), normalized across channels."""
+    """x (N, C, H, W) -> out (N, C, H, W), normalized across channels.
+
+    Two paths fill the same buffers: ``forward_numpy`` / ``backward_numpy`` (written
+    against ``xp``, so they run on NumPy or CuPy arrays) and ``forward_cuda`` /
+    ``backward_cuda`` (the kernels of ``lrn.cu``). :class:`Layer` runs the CUDA path for
+    GPU arrays and the NumPy path otherwise.
+    """
+
+    kernel_file = "lrn.cu"
 
     def __init__(self, size=5, k=2.0, alpha=1e-4, beta=0.75):
         if size < 1 or size % 2 == 0:
             raise ValueError(f"the LRN window must be an odd number of channels, got size={size}")
         self.size, self.k, self.alpha, self.beta = size, k, alpha, beta
+        self.x = self.scale = self.out = None
 
-    def forward(self, x):
-        if is_gpu_array(x):
-            return self.forward_cuda(x, cuda.kernels_for("lrn.cu", x))
-        self.x = x
-        self.scale = self.k + self.alpha * window_sum(x * x, self.size)
-        self.out = x * self.scale ** -self.beta
-        return self.out
+    def keep(self, train, x, scale, out):
+        """Backward needs x, scale and out; evaluation keeps none of them."""
+        self.x, self.scale, self.out = (x, scale, out) if train else (None, None, None)
 
-    def backward(self, dout):
-        if is_gpu_array(dout):
-            return self.backward_cuda(dout, cuda.kernels_for("lrn.cu", dout))
+    # The NumPy path ----------------------------------------------------------------------
+
+    def forward_numpy(self, x, train=True):
+        scale = self.k + self.alpha * window_sum(x * x, self.size)
+        out = x * scale ** -self.beta
+        self.keep(train, x, scale, out)
+        return out
+
+    def backward_numpy(self, dout):
+        self.check_saved(self.x)
         # forward: out[j] = x[j] * scale[j]^(-beta), scale[j] = k + alpha * sum_{i in window(j)} x[i]^2
         return (dout * self.scale ** -self.beta
                 - 2 * self.alpha * self.beta * self.x * window_sum(dout * self.out / self.scale, self.size))
@@ -64,21 +76,21 @@ class LRN(Layer):
     # The CUDA path: the same buffers, computed by the kernels of lrn.cu. ``kernels`` is
     # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running lrn.cu on a CPU.
 
-    def forward_cuda(self, x, kernels):
+    def forward_cuda(self, x, train, kernels):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         N, C, H, W = x.shape
         real = x.dtype.type
-        self.x = x
-        self.scale = xp.empty_like(x)
-        self.out = xp.empty_like(x)
+        scale, out = xp.empty_like(x), xp.empty_like(x)
         pixels = N * H * W
-        cuda.launch(kernels.lrn_fill_scale, pixels, x, self.scale, np.int32(pixels), np.int32(C),
+        cuda.launch(kernels.lrn_fill_scale, pixels, x, scale, np.int32(pixels), np.int32(C),
                     np.int32(H * W), np.int32(self.size), real(self.alpha), real(self.k))
-        cuda.launch(kernels.lrn_output, x.size, x, self.scale, self.out, np.int32(x.size), real(self.beta))
-        return self.out
+        cuda.launch(kernels.lrn_output, x.size, x, scale, out, np.int32(x.size), real(self.beta))
+        self.keep(train, x, scale, out)
+        return out
 
     def backward_cuda(self, dout, kernels):
+        self.check_saved(self.x)
         xp = get_array_module(dout)
         dout = xp.ascontiguousarray(dout)
         N, C, H, W = dout.shape

@@ -3,6 +3,8 @@
 //
 // argmax[n, c, oy, ox] is the position y * width + x, inside its (n, c) plane, of the
 // input pixel that won the window. The NumPy path in maxpool.py stores the same thing.
+// out_height and out_width come from maxpool.py (rounded down, or up with ceil_mode): a
+// window may run past the bottom or right edge, and then only the pixels inside count.
 //
 // scalar_t is float or double, fixed when the file is compiled (tinyalex/cuda.py). Both
 // kernels use grid-stride loops, no shared memory and no atomics.
@@ -19,9 +21,10 @@ extern "C" __global__ void maxpool_forward(const scalar_t* x, scalar_t* out, int
         int plane = i / (out_width * out_height);  // n * channels + c
         const scalar_t* x_p = x + (long long)plane * height * width;
         int y0 = oy * stride, x0 = ox * stride;
+        int y_end = min(y0 + size, height), x_end = min(x0 + size, width);
         int best = y0 * width + x0;
-        for (int y = y0; y < y0 + size; ++y) {
-            for (int x_ = x0; x_ < x0 + size; ++x_) {
+        for (int y = y0; y < y_end; ++y) {
+            for (int x_ = x0; x_ < x_end; ++x_) {
                 if (x_p[y * width + x_] > x_p[best]) best = y * width + x_;
             }
         }

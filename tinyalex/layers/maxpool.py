@@ -16,71 +16,105 @@ The NumPy path and the CUDA path (``maxpool.cu``) fill the same buffers, ``out``
 import numpy as np
 
 from .. import cuda
-from ..backend import get_array_module, is_gpu_array
+from ..backend import get_array_module
 from .base import Layer
 from .conv import output_size
 
 
 class MaxPool2D(Layer):
-    """x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1."""
+    """x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.
 
-    def __init__(self, size=3, stride=2):
-        self.size, self.stride = size, stride
+    Any input size is accepted, with PyTorch's rules. By default the sizes are rounded
+    down: input rows and columns past the last whole window are dropped (pooling 8x11
+    with size 3, stride 2 gives 3x5; the last row is never looked at). With
+    ``ceil_mode=True`` (Caffe's rule) they are rounded up: one more window per axis that
+    runs past the edge and takes the maximum of the pixels it does cover (8x11 gives
+    4x5), as long as it starts inside the input.
 
-    def forward(self, x):
-        if is_gpu_array(x):
-            return self.forward_cuda(x, cuda.kernels_for("maxpool.cu", x))
+    Two paths fill the same buffers, ``out`` and ``argmax``: ``forward_numpy`` /
+    ``backward_numpy`` (written against ``xp``: they run on NumPy or CuPy arrays) and
+    ``forward_cuda`` / ``backward_cuda`` (the kernels of ``maxpool.cu``). :class:`Layer`
+    runs the CUDA path for GPU arrays and the NumPy path otherwise.
+    """
+
+    kernel_file = "maxpool.cu"
+
+    def __init__(self, size=3, stride=2, ceil_mode=False):
+        self.size, self.stride, self.ceil_mode = size, stride, ceil_mode
+        self.argmax = self.x_shape = None
+
+    def output_shape(self, x_shape):
+        N, C, H, W = x_shape
+        return (N, C, output_size(H, self.size, self.stride, 0, self.ceil_mode),
+                output_size(W, self.size, self.stride, 0, self.ceil_mode))
+
+    def keep(self, train, x_shape, argmax):
+        """Backward needs the input's shape and the winners; evaluation keeps neither."""
+        self.x_shape, self.argmax = (x_shape, argmax) if train else (None, None)
+
+    # The NumPy path ----------------------------------------------------------------------
+
+    def forward_numpy(self, x, train=True):
         xp = get_array_module(x)
         N, C, H, W = x.shape
-        OH = output_size(H, self.size, self.stride, 0)
-        OW = output_size(W, self.size, self.stride, 0)
-        self.x_shape = x.shape
+        _, _, OH, OW = self.output_shape(x.shape)
         k, s = self.size, self.stride
+        # A window that runs past the edge (ceil_mode) sees -inf there, which never wins.
+        reach_y, reach_x = (OH - 1) * s + k, (OW - 1) * s + k
+        if reach_y > H or reach_x > W:
+            x = xp.pad(x, ((0, 0), (0, 0), (0, max(0, reach_y - H)), (0, max(0, reach_x - W))),
+                       constant_values=-xp.inf)
         # candidates[i * k + j][n, c, oy, ox] = x[n, c, oy*s + i, ox*s + j]: one strided view
         # (no copy) per position (i, j) inside the window, each covering every window at once
         candidates = [x[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] for i in range(k) for j in range(k)]
         out = candidates[0].copy()
         for candidate in candidates[1:]:
             xp.maximum(out, candidate, out=out)
+        if not train:
+            self.keep(False, None, None)
+            return out
         # the winner is the first position, in row-major order, that holds the maximum:
         # walking the positions backwards, the last one written is the first maximum
         winner = xp.zeros(out.shape, dtype=xp.int32)               # i * k + j of the winner
         for position in reversed(range(k * k)):
             xp.copyto(winner, position, where=candidates[position] == out)
         oy, ox = xp.arange(OH, dtype=xp.int32)[:, None], xp.arange(OW, dtype=xp.int32)[None, :]
-        self.argmax = (oy * s + winner // k) * W + ox * s + winner % k
+        # the winner's place in its (unpadded) input plane: -inf padding never wins
+        self.keep(True, (N, C, H, W), (oy * s + winner // k) * W + ox * s + winner % k)
         return out
 
-    def backward(self, dout):
-        if is_gpu_array(dout):
-            return self.backward_cuda(dout, cuda.kernels_for("maxpool.cu", dout))
+    def backward_numpy(self, dout):
+        self.check_saved(self.argmax)
+        xp = get_array_module(dout)
         N, C, H, W = self.x_shape
         # forward: out[n, c, oy, ox] = x[n, c, argmax[n, c, oy, ox]] (argmax: y * W + x in the plane).
-        # Each output's gradient goes to its winner; np.add.at adds every entry, so a pixel
-        # that won several overlapping windows receives the sum of their gradients.
-        plane_start = (np.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
-        dx = np.zeros(N * C * H * W, dtype=dout.dtype)
-        np.add.at(dx, (self.argmax + plane_start).ravel(), dout.ravel())
+        # Each output's gradient goes to its winner; add.at adds every entry, so a pixel that
+        # won several overlapping windows receives the sum of their gradients. (On CuPy,
+        # add.at adds with atomic operations in no fixed order; the CUDA path below gathers
+        # instead, deterministically.)
+        plane_start = (xp.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
+        dx = xp.zeros(N * C * H * W, dtype=dout.dtype)
+        xp.add.at(dx, (self.argmax + plane_start).ravel(), dout.ravel())
         return dx.reshape(self.x_shape)
 
     # The CUDA path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
     # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running maxpool.cu on a CPU.
 
-    def forward_cuda(self, x, kernels):
+    def forward_cuda(self, x, train, kernels):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         N, C, H, W = x.shape
-        OH = output_size(H, self.size, self.stride, 0)
-        OW = output_size(W, self.size, self.stride, 0)
-        self.x_shape = x.shape
-        out = xp.empty((N, C, OH, OW), dtype=x.dtype)
-        self.argmax = xp.empty((N, C, OH, OW), dtype=xp.int32)
-        cuda.launch(kernels.maxpool_forward, out.size, x, out, self.argmax, np.int32(out.size),
+        out = xp.empty(self.output_shape(x.shape), dtype=x.dtype)
+        OH, OW = out.shape[2:]
+        argmax = xp.empty(out.shape, dtype=xp.int32)
+        cuda.launch(kernels.maxpool_forward, out.size, x, out, argmax, np.int32(out.size),
                     np.int32(H), np.int32(W), np.int32(OH), np.int32(OW),
                     np.int32(self.size), np.int32(self.stride))
+        self.keep(train, x.shape, argmax)
         return out
 
     def backward_cuda(self, dout, kernels):
+        self.check_saved(self.argmax)
         xp = get_array_module(dout)
         dout = xp.ascontiguousarray(dout)
         N, C, H, W = self.x_shape
@@ -92,4 +126,5 @@ class MaxPool2D(Layer):
         return dx
 
     def __repr__(self):
-        return f"MaxPool2D(size={self.size}, stride={self.stride})"
+        ceil = ", ceil_mode=True" if self.ceil_mode else ""
+        return f"MaxPool2D(size={self.size}, stride={self.stride}{ceil})"
