@@ -14,8 +14,10 @@ approximate:
   ``nn.LocalResponseNorm`` over all 96 (or 256) channels would differ at the two channels
   on each side of the middle.
 
-The parameter names (``conv1.weight`` ... ``fc8.bias``) are the keys of tinyalex's
-``state_dict()``, so :func:`torch_alexnet_from` copies the weights one to one.
+The network is built from the same table as tinyalex's (``tinyalex.model.PAPER_LAYERS``,
+or a model's ``layers``), so a change to the table changes both. The parameter names
+(``conv1.weight`` ... ``fc8.bias``) are the keys of tinyalex's ``state_dict()``, so
+:func:`torch_alexnet_from` copies the weights one to one.
 """
 
 from collections import OrderedDict
@@ -24,19 +26,19 @@ import numpy as np
 import torch
 from torch import nn
 
-PAPER_CHANNELS = (96, 256, 384, 384, 256)
-PAPER_HIDDEN = 4096
-COLUMNS = 2
+from tinyalex.model import PAPER_LAYERS, schedule, walk
+
+TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 class ColumnLRN(nn.Module):
-    """LRN applied to each column's half of the channels separately (paper, sections 3.2-3.3).
+    """LRN applied to each column's share of the channels separately (paper, sections 3.2-3.3).
 
     x (N, C, H, W) -> (N, C, H, W). The constants are the paper's, with tinyalex's
     convention: alpha multiplies each squared term (PyTorch gets ``alpha * size``).
     """
 
-    def __init__(self, columns=COLUMNS, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    def __init__(self, columns=2, size=5, alpha=1e-4, beta=0.75, k=2.0):
         super().__init__()
         self.columns = columns
         self.norm = nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
@@ -45,37 +47,37 @@ class ColumnLRN(nn.Module):
         return torch.cat([self.norm(part) for part in x.chunk(self.columns, dim=1)], dim=1)
 
 
-def conv_output_size(size, kernel_size, stride, pad=0):
-    return (size + 2 * pad - kernel_size) // stride + 1
-
-
 class AlexNetTorch(nn.Sequential):
-    """The one-device AlexNet in PyTorch, with tinyalex's geometry arguments.
+    """The one-device AlexNet in PyTorch, built from tinyalex's architecture table.
 
-    x (N, 3, image_size, image_size) -> logits (N, num_classes). The defaults are the
-    paper's net (227x227 inputs, see tinyalex's docs on "224 or 227").
+    x (N, 3, image_size, image_size) -> logits (N, num_classes). ``layers`` is a table as
+    :func:`tinyalex.model.architecture` gives it (by default the paper's net, 227x227
+    inputs), walked in :func:`tinyalex.model.schedule`'s order under the same names; a
+    row that reads its own column becomes a grouped convolution with ``groups=columns``.
     """
 
-    def __init__(self, num_classes=1000, *, image_size=227, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN,
-                 dropout=0.5):
-        c1, c2, c3, c4, c5 = channels
-        size = conv_output_size(image_size, 11, 4)   # conv1
-        for _ in range(3):                           # pool1, pool2, pool5; conv2..conv5 keep the size
-            size = conv_output_size(size, 3, 2)
-        super().__init__(OrderedDict([
-            ("conv1", nn.Conv2d(3, c1, 11, stride=4)), ("relu1", nn.ReLU()), ("lrn1", ColumnLRN()),
-            ("pool1", nn.MaxPool2d(3, 2)),
-            ("conv2", nn.Conv2d(c1, c2, 5, padding=2, groups=COLUMNS)), ("relu2", nn.ReLU()), ("lrn2", ColumnLRN()),
-            ("pool2", nn.MaxPool2d(3, 2)),
-            ("conv3", nn.Conv2d(c2, c3, 3, padding=1)), ("relu3", nn.ReLU()),   # the crossing: reads both halves
-            ("conv4", nn.Conv2d(c3, c4, 3, padding=1, groups=COLUMNS)), ("relu4", nn.ReLU()),
-            ("conv5", nn.Conv2d(c4, c5, 3, padding=1, groups=COLUMNS)), ("relu5", nn.ReLU()),
-            ("pool5", nn.MaxPool2d(3, 2)),
-            ("flatten", nn.Flatten()),
-            ("fc6", nn.Linear(c5 * size * size, hidden)), ("relu6", nn.ReLU()), ("drop6", nn.Dropout(dropout)),
-            ("fc7", nn.Linear(hidden, hidden)), ("relu7", nn.ReLU()), ("drop7", nn.Dropout(dropout)),
-            ("fc8", nn.Linear(hidden, num_classes)),
-        ]))
+    def __init__(self, layers=PAPER_LAYERS, *, image_size=227, columns=2):
+        shapes = walk(layers, image_size, columns)
+        modules, channels = OrderedDict(), 3
+        for name, kind, spec in schedule(layers):
+            if kind == "weights" and spec.is_conv:
+                groups = columns if spec.reads == "own" else 1
+                modules[name] = nn.Conv2d(channels, spec.width, spec.kernel, stride=spec.stride, padding=spec.pad,
+                                          groups=groups)
+                channels = spec.width
+            elif kind == "weights":
+                modules[name] = nn.Linear(shapes[spec.name].in_channels, spec.width)
+            elif kind == "activation":
+                modules[name] = TORCH_ACTIVATIONS[spec.activation]()
+            elif kind == "lrn":
+                modules[name] = ColumnLRN(columns)
+            elif kind == "pool":
+                modules[name] = nn.MaxPool2d(*spec.pool)
+            elif kind == "dropout":
+                modules[name] = nn.Dropout(spec.dropout)
+            else:
+                modules[name] = nn.Flatten()
+        super().__init__(modules)
 
 
 def torch_device(device):
@@ -88,9 +90,8 @@ def torch_alexnet_from(tinyalex_model, device=None):
 
     device: tinyalex's name for it ("cpu" or a CUDA id); by default column a's device.
     """
-    model = AlexNetTorch(tinyalex_model.num_classes, image_size=tinyalex_model.image_size,
-                         channels=tinyalex_model.channels, hidden=tinyalex_model.hidden,
-                         dropout=tinyalex_model.column_a.layer("drop6").p)
+    model = AlexNetTorch(tinyalex_model.layers, image_size=tinyalex_model.image_size,
+                         columns=len(tinyalex_model.columns))
     dtype = torch.from_numpy(np.zeros(0, dtype=tinyalex_model.dtype)).dtype
     model.to(dtype=dtype)
     model.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(value))

@@ -37,7 +37,6 @@ DEFAULTS = {  # batch, timed steps, warm-up steps, repeats per layer timing, rep
     "gpu": {"batch": 128, "steps": 20, "warmup": 5, "layer_steps": 10, "op_repeats": 20},
 }
 MEMORY_STEPS = 2          # per framework; they also serve as the first warm-up steps
-LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 0.0005
 PIXEL_STD = 60.0          # random images at the scale of mean-subtracted 0..255 pixels
 MIB = 2**20
 
@@ -86,8 +85,8 @@ if ARGS.device == "cpu":
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tinyalex, installed or not
 import tinyalex  # noqa: E402
+from tinyalex import PAPER  # noqa: E402
 from tinyalex.backend import check_device, on_device, to_device  # noqa: E402
 from tinyalex.layers.conv import col2im, im2col  # noqa: E402
 
@@ -190,7 +189,7 @@ class TinyalexRunner:
         self.model, self.device = model, device
         self.x, self.y = to_device(images, device), to_device(labels, device)
         self.loss_fn = tinyalex.SoftmaxCrossEntropy()
-        self.optimizer = tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        self.optimizer = tinyalex.SGD(PAPER.learning_rate, PAPER.momentum, PAPER.weight_decay)
         self.loss = None
 
     def sync(self):
@@ -229,7 +228,8 @@ class TorchRunner:
     def __init__(self, model, images, labels, device):
         self.model, self.device = model, device
         self.x, self.y = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=PAPER.learning_rate, momentum=PAPER.momentum,
+                                         weight_decay=PAPER.weight_decay)
         self.loss = None
 
     def sync(self):
@@ -432,21 +432,7 @@ def plot_layers(layers, path, title):
     plt.close(fig)
 
 
-def main():
-    device = ARGS.device
-    started = time.perf_counter()
-    global torch
-    if torch is not None and device != "cpu" and not torch.cuda.is_available():
-        print("This PyTorch has no CUDA (a CPU build?): tinyalex's figures only.\n")
-        torch = None
-    if torch is not None:
-        torch.backends.cuda.matmul.allow_tf32 = ARGS.tf32 == "on"
-        torch.backends.cudnn.allow_tf32 = ARGS.tf32 == "on"
-
-    machine = machine_description(device)
-    threads = set_threads(device)
-    kept = not ARGS.default_malloc and tinyalex.backend.keep_freed_memory()
-    batch = ARGS.batch
+def print_header(device, machine, threads, kept, batch):
     print(f"tinyalex benchmark: training steps of the full AlexNet (227x227 images, 1000 classes), "
           f"float32, batch {batch}, device {device}")
     print(f"  machine:  {machine.get('gpu', '')}{' / ' if device != 'cpu' else ''}CPU {machine['cpu']} "
@@ -470,13 +456,87 @@ def main():
     print(f"  steps:    {MEMORY_STEPS} per framework for memory, then {ARGS.warmup} warm-up and {ARGS.steps} timed, "
           f"alternating tinyalex / PyTorch")
 
+
+def measure_memory(runners, weights):
+    print(f"\npeak memory during {MEMORY_STEPS} training steps, above the memory in use before them "
+          f"(weights, {weights / MIB:.0f} MiB per framework, already there; optimizer state not yet)")
+    memory = {}
+    for runner in runners:
+        memory[runner.name] = runner.peak_memory(lambda: [runner.train_step() for _ in range(MEMORY_STEPS)])
+        figures = memory[runner.name]
+        reserved = (f", {figures['reserved_bytes'] / MIB:.0f} MiB reserved by the caching allocator"
+                    if "reserved_bytes" in figures else "")
+        print(f"  {runner.name:10} {figures['bytes'] / MIB:8.0f} MiB{reserved}   [{figures['method']}]")
+    return memory
+
+
+def measure_steps(runners, batch):
+    """Training steps, then forward passes, alternating the frameworks -> (train, forward) figures."""
+    alternate(runners, "train_step", ARGS.warmup)
+    train = {name: throughput(seconds, batch) for name, seconds in
+             alternate(runners, "train_step", ARGS.steps).items()}
+    train["ratio"] = ratio(train)
+    print_throughput("training step (forward, loss, backward, SGD step)", train, batch)
+    print_ratio(train["ratio"])
+    print("  loss on the (fixed) batch after these steps: "
+          + ", ".join(f"{runner.name} {runner.last_loss():.3f}" for runner in runners))
+    forward = {name: throughput(seconds, batch) for name, seconds in
+               alternate(runners, "forward_step", ARGS.steps).items()}
+    forward["ratio"] = ratio(forward)
+    print_throughput("forward only (evaluation: no dropout; PyTorch under no_grad)", forward, batch)
+    print_ratio(forward["ratio"])
+    return train, forward
+
+
+def print_layers(layers, step_seconds):
+    total = sum(entry["forward"] + entry["backward"] for entry in layers.values())
+    print(f"\ntinyalex layer by layer: one training step with every layer timed alone, both columns summed, "
+          f"median of {ARGS.layer_steps} steps (crossN: the crossings; sgd: the update)")
+    print(f"  {'layer':10} {'forward ms':>11} {'backward ms':>12} {'total ms':>9} {'share':>6}")
+    for name, entry in layers.items():
+        both = entry["forward"] + entry["backward"]
+        print(f"  {name:10} {1000 * entry['forward']:11.1f} {1000 * entry['backward']:12.1f} "
+              f"{1000 * both:9.1f} {100 * both / total:5.1f}%")
+    print(f"  {'sum':10} {1000 * sum(e['forward'] for e in layers.values()):11.1f} "
+          f"{1000 * sum(e['backward'] for e in layers.values()):12.1f} {1000 * total:9.1f}   "
+          f"(a whole training step above: {1000 * step_seconds:.1f} ms)")
+
+
+def print_ops(ops):
+    print(f"\nsingle ops, median of {ARGS.op_repeats} calls (PyTorch's forward with autograd recording)")
+    print(f"  {'':62} {'tinyalex ms':>11} {'PyTorch ms':>11} {'tinyalex/PyTorch':>17}")
+    for name, entry in ops.items():
+        theirs = entry["PyTorch"]
+        print(f"  {name:62} {1000 * entry['tinyalex']:11.2f} "
+              + (f"{1000 * theirs:11.2f} {theirs / entry['tinyalex']:17.2f}" if theirs else f"{'n/a':>11}"))
+    print("  (the last column is a speed ratio, as above: below 1 means tinyalex is slower)")
+
+
+def main():
+    device = ARGS.device
+    started = time.perf_counter()
+    global torch
+    if torch is not None and device != "cpu" and not torch.cuda.is_available():
+        print("This PyTorch has no CUDA (a CPU build?): tinyalex's figures only.\n")
+        torch = None
+    if torch is not None:
+        torch.backends.cuda.matmul.allow_tf32 = ARGS.tf32 == "on"
+        torch.backends.cudnn.allow_tf32 = ARGS.tf32 == "on"
+
+    machine = machine_description(device)
+    threads = set_threads(device)
+    kept = not ARGS.default_malloc and tinyalex.backend.keep_freed_memory()
+    batch = ARGS.batch
+    print_header(device, machine, threads, kept, batch)
+
     rng = np.random.default_rng(0)
     images = (rng.standard_normal((batch, 3, 227, 227), dtype=np.float32) * np.float32(PIXEL_STD))
     labels = rng.integers(0, 1000, batch)
     results = {"machine": machine, "threads": threads, "settings": {
-        "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device, "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
+        "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
+        "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
-        "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}}
+        "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
 
     with on_device(device):
         model = tinyalex.AlexNet(devices=device, seed=0)
@@ -486,56 +546,12 @@ def main():
         trunner = runners[1] if torch is not None else None
         weights = sum(param.nbytes for _, param, _ in model.parameters())
 
-        print(f"\npeak memory during {MEMORY_STEPS} training steps, above the memory in use before them "
-              f"(weights, {weights / MIB:.0f} MiB per framework, already there; optimizer state not yet)")
-        memory = {}
-        for runner in runners:
-            memory[runner.name] = runner.peak_memory(lambda: [runner.train_step() for _ in range(MEMORY_STEPS)])
-            figures = memory[runner.name]
-            reserved = (f", {figures['reserved_bytes'] / MIB:.0f} MiB reserved by the caching allocator"
-                        if "reserved_bytes" in figures else "")
-            print(f"  {runner.name:10} {figures['bytes'] / MIB:8.0f} MiB{reserved}   [{figures['method']}]")
-        results["memory"] = memory
-
-        alternate(runners, "train_step", ARGS.warmup)
-        train = {name: throughput(seconds, batch) for name, seconds in
-                 alternate(runners, "train_step", ARGS.steps).items()}
-        results["train"] = {**train, "ratio": ratio(train)}
-        print_throughput("training step (forward, loss, backward, SGD step)", train, batch)
-        print_ratio(results["train"]["ratio"])
-        print("  loss on the (fixed) batch after these steps: "
-              + ", ".join(f"{runner.name} {runner.last_loss():.3f}" for runner in runners))
-
-        forward = {name: throughput(seconds, batch) for name, seconds in
-                   alternate(runners, "forward_step", ARGS.steps).items()}
-        results["forward"] = {**forward, "ratio": ratio(forward)}
-        print_throughput("forward only (evaluation: no dropout; PyTorch under no_grad)", forward, batch)
-        print_ratio(results["forward"]["ratio"])
-
-        layers = layer_times(runners[0], ARGS.layer_steps)
-        results["layers"] = layers
-        total = sum(entry["forward"] + entry["backward"] for entry in layers.values())
-        step = statistics.median(train["tinyalex"]["seconds"])
-        print(f"\ntinyalex layer by layer: one training step with every layer timed alone, both columns summed, "
-              f"median of {ARGS.layer_steps} steps (crossN: the crossings; sgd: the update)")
-        print(f"  {'layer':10} {'forward ms':>11} {'backward ms':>12} {'total ms':>9} {'share':>6}")
-        for name, entry in layers.items():
-            both = entry["forward"] + entry["backward"]
-            print(f"  {name:10} {1000 * entry['forward']:11.1f} {1000 * entry['backward']:12.1f} "
-                  f"{1000 * both:9.1f} {100 * both / total:5.1f}%")
-        print(f"  {'sum':10} {1000 * sum(e['forward'] for e in layers.values()):11.1f} "
-              f"{1000 * sum(e['backward'] for e in layers.values()):12.1f} {1000 * total:9.1f}   "
-              f"(a whole training step above: {1000 * step:.1f} ms)")
-
-        ops = op_times(runners[0], trunner, batch, ARGS.op_repeats, rng)
-        results["ops"] = ops
-        print(f"\nsingle ops, median of {ARGS.op_repeats} calls (PyTorch's forward with autograd recording)")
-        print(f"  {'':62} {'tinyalex ms':>11} {'PyTorch ms':>11} {'tinyalex/PyTorch':>17}")
-        for name, entry in ops.items():
-            theirs = entry["PyTorch"]
-            print(f"  {name:62} {1000 * entry['tinyalex']:11.2f} "
-                  + (f"{1000 * theirs:11.2f} {theirs / entry['tinyalex']:17.2f}" if theirs else f"{'n/a':>11}"))
-        print("  (the last column is a speed ratio, as above: below 1 means tinyalex is slower)")
+        results["memory"] = measure_memory(runners, weights)
+        results["train"], results["forward"] = measure_steps(runners, batch)
+        results["layers"] = layer_times(runners[0], ARGS.layer_steps)
+        print_layers(results["layers"], statistics.median(results["train"]["tinyalex"]["seconds"]))
+        results["ops"] = op_times(runners[0], trunner, batch, ARGS.op_repeats, rng)
+        print_ops(results["ops"])
 
     results["seconds_total"] = time.perf_counter() - started
     print(f"\nbenchmark took {results['seconds_total']:.0f} s")
@@ -543,7 +559,7 @@ def main():
         Path(ARGS.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
         print(f"numbers written to {ARGS.json}")
     if ARGS.plot:
-        plot_layers(layers, ARGS.plot, f"tinyalex training step per layer, batch {batch}, device {device}")
+        plot_layers(results["layers"], ARGS.plot, f"tinyalex training step per layer, batch {batch}, device {device}")
         print(f"per-layer plot written to {ARGS.plot}")
 
 

@@ -6,7 +6,8 @@ Checks, each reported as one relative error ||a - b|| / max(||a||, ||b||):
 
 1. the layers the benchmark also times alone, against PyTorch's own ops: LRN (with the
    paper's constants and with exaggerated ones, alpha = 1 and k = 1, which expose a wrong
-   window), max-pooling, im2col against ``unfold`` and col2im against ``fold``;
+   window), max-pooling (also of an 8x11 map the windows do not tile, both rounding
+   rules), im2col against ``unfold`` and col2im against ``fold``;
 2. the whole net with the same weights (copied by ``torch_alexnet_from``) and the same
    images: the logits in evaluation mode, the loss, and the gradient of every parameter
    (dropout off in both, so that both compute the same function). The images are
@@ -15,7 +16,9 @@ Checks, each reported as one relative error ||a - b|| / max(||a||, ||b||):
 3. one SGD step: tinyalex's velocity against PyTorch's momentum buffer. The paper's rule
    (v <- 0.9 v - 0.0005 lr w - lr dL/dw, w <- w + v) and ``torch.optim.SGD`` (buf <- 0.9 buf
    + dL/dw + 0.0005 w, w <- w - lr buf) are the same update with v = -lr * buf;
-4. the benchmark's layer-by-layer training step (``layer_timing.py``) against tinyalex's
+4. the variants of the architecture table (tanh, no LRN, pooling 2/2, one column), from
+   which both frameworks build their nets: the same logits;
+5. the benchmark's layer-by-layer training step (``layer_timing.py``) against tinyalex's
    own, on a small net with dropout on: the same loss and weights after two steps.
 
 Exits with status 1 if any error is above the tolerance: 1e-4 in float32, 1e-10 in float64.
@@ -24,17 +27,16 @@ Exits with status 1 if any error is above the tolerance: 1e-4 in float32, 1e-10 
 import argparse
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tinyalex, installed or not
 os.environ["CUPY_TF32"] = "0"  # full float32 matrix products in CuPy; read when cupy is imported
 
 import tinyalex  # noqa: E402
+from tinyalex import PAPER  # noqa: E402
 from tinyalex.backend import on_device, to_device, to_numpy  # noqa: E402
 from tinyalex.layers.conv import col2im, im2col  # noqa: E402
-from tinyalex.model import PARAMETER_LAYERS  # noqa: E402
+from tinyalex.testing import rel_error as array_rel_error  # noqa: E402
 
 try:
     import torch
@@ -46,7 +48,6 @@ from alexnet_torch import torch_alexnet_from, torch_device  # noqa: E402
 from layer_timing import layer_by_layer_step  # noqa: E402
 
 TOLERANCE = {"float32": 1e-4, "float64": 1e-10}
-LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 0.0005
 PIXEL_STD = 60.0  # mean-subtracted 0..255 pixels: the scale at which LRN has a visible effect
 POOLS = ("pool1", "pool2", "pool5")
 MAX_DRAWS = 10
@@ -54,23 +55,20 @@ MAX_NEAR_TIES = 20  # more windows with different winners than this is not bad l
 
 
 def rel_error(a, b):
-    """||a - b|| / max(||a||, ||b||): 0 for equal arrays, about 1 for unrelated ones."""
-    a = np.asarray(to_numpy(a), dtype=np.float64).ravel()
-    b = np.asarray(b.detach().cpu().numpy() if isinstance(b, torch.Tensor) else to_numpy(b), dtype=np.float64).ravel()
-    scale = max(np.linalg.norm(a), np.linalg.norm(b))
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+    """tinyalex's one error number, for arrays of either framework on any device."""
+    return array_rel_error(*(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x for x in (a, b)))
 
 
-def merged_view(lookup):
+def merged_view(model, lookup):
     """Per-column arrays (``column_a.conv2.weight``, ...) as one-device NumPy arrays
-    (``conv2.weight``, column a's half first), the layout of ``AlexNet.state_dict()``."""
+    (``conv2.weight``, column a's part first), the layout of ``AlexNet.state_dict()``."""
     merged = {}
-    for layer in PARAMETER_LAYERS[:-1]:
+    for spec in model.layers[:-1]:
         for param in ("weight", "bias"):
-            merged[f"{layer}.{param}"] = np.concatenate(
-                [to_numpy(lookup(f"column_{column}.{layer}.{param}")) for column in "ab"], axis=0)
+            merged[f"{spec.name}.{param}"] = np.concatenate(
+                [to_numpy(lookup(f"column_{column.name}.{spec.name}.{param}")) for column in model.columns], axis=0)
     for param in ("weight", "bias"):
-        merged[f"fc8.{param}"] = to_numpy(lookup(f"fc8.{param}"))
+        merged[f"{model.classifier_name}.{param}"] = to_numpy(lookup(f"{model.classifier_name}.{param}"))
     return merged
 
 
@@ -132,6 +130,18 @@ def check_ops(report, device, dtype, rng):
     (tdx,) = torch.autograd.grad(tout, tx, torch.from_numpy(dout).to(tdev))
     report.check("max-pool forward", rel_error(out, tout))
     report.check("max-pool backward", rel_error(dx, tdx))
+    for ceil_mode in (False, True):  # a size the windows do not tile: PyTorch's output-size rules
+        pool = tinyalex.MaxPool2D(3, 2, ceil_mode=ceil_mode)
+        x, tx = pair(rng.standard_normal((2, 4, 8, 11)).astype(dtype))
+        out, tout = pool.forward(x), F.max_pool2d(tx, 3, 2, ceil_mode=ceil_mode)
+        dout = rng.standard_normal(tuple(tout.shape)).astype(dtype)
+        (tdx,) = torch.autograd.grad(tout, tx, torch.from_numpy(dout).to(tdev))
+        shapes_agree = tuple(out.shape) == tuple(tout.shape)
+        if not shapes_agree:
+            report.fail(f"max-pool 8x11, ceil_mode={ceil_mode}: shape {tuple(out.shape)} vs {tuple(tout.shape)}")
+            continue
+        report.check(f"max-pool 8x11 -> {out.shape[2]}x{out.shape[3]}, ceil_mode={ceil_mode}",
+                     max(rel_error(out, tout), rel_error(pool.backward(to_device(dout, device)), tdx)))
 
     for label, shape, k, stride, pad in (("conv1: 3x227x227, k=11, s=4", (2, 3, 227, 227), 11, 4, 0),
                                          ("conv2: 96x27x27, k=5, pad 2", (2, 96, 27, 27), 5, 1, 2)):
@@ -150,34 +160,44 @@ def check_ops(report, device, dtype, rng):
 
 def pool_disagreements(model, tmodel, x, tx):
     """Max-pool windows, among those with a positive maximum, whose winner differs between
-    the frameworks in an evaluation forward pass of both."""
-    pool_inputs = {}
+    the frameworks in an evaluation forward pass of both. Both models' hooks record the
+    pooling inputs; the winners are then found on those inputs."""
+    ours, theirs = {}, {}
+
+    def record(event, name, value):
+        if event == "before_forward" and name.split(".")[-1] in POOLS:
+            ours.setdefault(name.split(".")[-1], []).append(value[0])
+
+    model.hooks.append(record)
     hooks = [getattr(tmodel, name).register_forward_hook(
-        lambda module, args, out, name=name: pool_inputs.__setitem__(name, args[0])) for name in POOLS]
-    model.forward(x, train=False)
-    with torch.no_grad():
-        tmodel(tx)
-    for hook in hooks:
-        hook.remove()
+        lambda module, args, out, name=name: theirs.__setitem__(name, args[0])) for name in POOLS]
+    try:
+        model.forward(x, train=False)
+        with torch.no_grad():
+            tmodel(tx)
+    finally:
+        model.hooks.remove(record)
+        for hook in hooks:
+            hook.remove()
     count = 0
     for name in POOLS:
-        out, winners = F.max_pool2d(pool_inputs[name], 3, 2, return_indices=True)
-        ours = np.concatenate([to_numpy(column.layer(name).argmax) for column in (model.column_a, model.column_b)],
-                              axis=1)
-        count += int(((winners.cpu().numpy() != ours) & (out.cpu().numpy() > 0)).sum())
+        out, winners = F.max_pool2d(theirs[name], 3, 2, return_indices=True)
+        pools = [tinyalex.MaxPool2D(3, 2) for _ in ours[name]]
+        for pool, pool_input in zip(pools, ours[name]):
+            pool.forward(pool_input, train=True)       # a training pass keeps the winners
+        argmax = np.concatenate([to_numpy(pool.argmax) for pool in pools], axis=1)
+        count += int(((winners.cpu().numpy() != argmax) & (out.cpu().numpy() > 0)).sum())
     return count
 
 
-def check_model(report, device, dtype, batch, rng):
-    model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=0)
-    tmodel = torch_alexnet_from(model)
-    tmodel.eval()  # dropout off, as train=False in tinyalex
-    tdev = torch_device(device)
+def images_without_near_ties(report, model, tmodel, batch, dtype, device, rng):
+    """Random images on which both frameworks pick the same winner in every max-pool window.
 
-    report.section(f"the whole net ({model!r}), same weights, batch {batch}")
-    # A max-pool window whose two largest inputs differ only by rounding can pick different
-    # winners in the two frameworks, and then sends its gradient to a different input: a
-    # kink, not a bug. Such near-ties are rare, so the images are redrawn until there is none.
+    A window whose two largest inputs differ only by rounding can pick different winners
+    in the two frameworks, and then sends its gradient to a different input: a kink, not a
+    bug. Such near-ties are rare, so the images are redrawn until there is none.
+    """
+    tdev = torch_device(device)
     for draw in range(1, MAX_DRAWS + 1):
         images = (rng.standard_normal((batch, 3, model.image_size, model.image_size)) * PIXEL_STD).astype(dtype)
         x, tx = to_device(images, device), torch.from_numpy(images).to(tdev)
@@ -192,35 +212,34 @@ def check_model(report, device, dtype, batch, rng):
                        else f"after {MAX_DRAWS} draws (try a smaller --batch)"))
     else:
         print(f"  (images of draw {draw}: every max-pool winner is the same in both frameworks)")
-    labels = rng.integers(0, model.num_classes, batch)
-    y, ty = to_device(labels, device), torch.from_numpy(labels).to(tdev)
+    return images
 
-    logits = to_numpy(model.forward(x, train=False))
-    with torch.no_grad():
-        tlogits = tmodel(tx).cpu().numpy()
-    report.check("logits, evaluation (worst image)", max(rel_error(a, b) for a, b in zip(logits, tlogits)))
 
+def check_gradients(report, model, tmodel, images, y, ty, device, dtype):
+    """The loss and every parameter's gradient (dropout off in both: the same function).
+
+    Where the two float32 results disagree, the same computation in float64 (same weights,
+    same images) tells which of them is off: on a GPU, cuDNN's weight gradient of the
+    grouped conv2 was measured 2.6e-4 from float64, tinyalex's 5.9e-7.
+    """
     initial = model.state_dict()
     loss_fn = tinyalex.SoftmaxCrossEntropy()
-    loss = loss_fn.forward(model.forward(x, train=False), y)
+    loss = loss_fn.forward(model.forward(to_device(images, device), train=True), y)
     model.backward(loss_fn.backward())
-    tloss = F.cross_entropy(tmodel(tx), ty)
+    tloss = F.cross_entropy(tmodel(torch.from_numpy(images).to(torch_device(device))), ty)
     tloss.backward()
     report.check(f"loss ({loss:.6f})", abs(loss - tloss.item()) / abs(tloss.item()))
 
-    # Where the two float32 results disagree, the same computation in float64 (same weights,
-    # same images) tells which of them is off: on a GPU, cuDNN's weight gradient of the
-    # grouped conv2 was measured 2.6e-4 from float64, tinyalex's 5.9e-7.
     reference = {}
 
     def float64_gradients():
         if not reference:
-            exact = tinyalex.AlexNet(devices=device, dtype="float64", seed=0)
+            exact = tinyalex.AlexNet(devices=device, dtype="float64", seed=0, dropout=0.0)
             exact.load_state_dict(initial)
             exact_loss = tinyalex.SoftmaxCrossEntropy()
-            exact_loss.forward(exact.forward(to_device(images.astype(np.float64), device), train=False), y)
+            exact_loss.forward(exact.forward(to_device(images.astype(np.float64), device), train=True), y)
             exact.backward(exact_loss.backward())
-            reference.update(merged_view({n: to_numpy(g) for n, _, g in exact.parameters()}.__getitem__))
+            reference.update(merged_view(exact, {n: to_numpy(g) for n, _, g in exact.parameters()}.__getitem__))
         return reference
 
     def referee(ours, theirs, name, exact=lambda g, name: g[name]):
@@ -228,23 +247,28 @@ def check_model(report, device, dtype, batch, rng):
                         rel_error(exact(float64_gradients(), name), theirs))
 
     report.section("gradients of the loss (dropout off)")
-    grads = merged_view({name: grad for name, _, grad in model.parameters()}.__getitem__)
+    grads = merged_view(model, {name: grad for name, _, grad in model.parameters()}.__getitem__)
     for name, param in tmodel.named_parameters():
         report.check(name, rel_error(grads[name], param.grad),
                      referee(grads[name], param.grad, name) if dtype == np.float32 else None)
+    return initial, referee
 
+
+def check_sgd_step(report, model, tmodel, initial, referee, dtype):
+    """One SGD step: tinyalex's velocity against -lr * PyTorch's momentum buffer."""
     report.section("one SGD step: tinyalex's velocity vs -lr * PyTorch's momentum buffer")
-    optimizer = tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    optimizer = tinyalex.SGD(PAPER.learning_rate, PAPER.momentum, PAPER.weight_decay)
     optimizer.step(model.parameters())
-    toptimizer = torch.optim.SGD(tmodel.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    toptimizer = torch.optim.SGD(tmodel.parameters(), lr=PAPER.learning_rate, momentum=PAPER.momentum,
+                                 weight_decay=PAPER.weight_decay)
     toptimizer.step()
-    velocity = merged_view(optimizer.velocity.__getitem__)
-    tvelocity = {name: -LR * toptimizer.state[param]["momentum_buffer"] for name, param in tmodel.named_parameters()}
+    velocity = merged_view(model, optimizer.velocity.__getitem__)
+    tvelocity = {name: -PAPER.learning_rate * toptimizer.state[param]["momentum_buffer"] for name, param in tmodel.named_parameters()}
     errors = {name: rel_error(velocity[name], tvelocity[name]) for name in tvelocity}
     worst = max(errors, key=errors.get)
 
     def exact_velocity(gradients, name):  # v = -0.0005 lr w - lr dL/dw, from v = 0
-        return -LR * (gradients[name] + WEIGHT_DECAY * initial[name].astype(np.float64))
+        return -PAPER.learning_rate * (gradients[name] + PAPER.weight_decay * initial[name].astype(np.float64))
 
     report.check(f"worst parameter ({worst})", errors[worst],
                  referee(velocity[worst], tvelocity[worst], worst, exact_velocity) if dtype == np.float32 else None)
@@ -253,11 +277,45 @@ def check_model(report, device, dtype, batch, rng):
                  max(rel_error(weights[name], param) for name, param in tmodel.named_parameters()))
 
 
+def check_model(report, device, dtype, batch, rng):
+    """The paper's net: logits, loss, every gradient and one SGD step, same weights in both."""
+    # dropout=0 here and eval() there: both compute the same function in a training pass
+    model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=0, dropout=0.0)
+    tmodel = torch_alexnet_from(model)
+    tmodel.eval()
+    report.section(f"the whole net ({model!r}), same weights, batch {batch}")
+    images = images_without_near_ties(report, model, tmodel, batch, dtype, device, rng)
+    labels = rng.integers(0, model.num_classes, batch)
+    y, ty = to_device(labels, device), torch.from_numpy(labels).to(torch_device(device))
+    logits = to_numpy(model.forward(to_device(images, device), train=False))
+    with torch.no_grad():
+        tlogits = tmodel(torch.from_numpy(images).to(torch_device(device))).cpu().numpy()
+    report.check("logits, evaluation (worst image)", max(rel_error(a, b) for a, b in zip(logits, tlogits)))
+    initial, referee = check_gradients(report, model, tmodel, images, y, ty, device, dtype)
+    check_sgd_step(report, model, tmodel, initial, referee, dtype)
+
+
+def check_variants(report, device, dtype, rng):
+    """The ablation switches change tinyalex's table, from which PyTorch's net is built too:
+    each variant's logits must still agree (a small net, evaluation)."""
+    report.section("the table's variants (small net, evaluation logits)")
+    geometry = {"num_classes": 10, "image_size": 67, "channels": (8, 16, 24, 24, 16), "hidden": 32,
+                "weight_std": 0.1}
+    images = (rng.standard_normal((2, 3, 67, 67)) * PIXEL_STD).astype(dtype)
+    for label, switches in (("tanh", {"activation": "tanh"}), ("no LRN", {"lrn": False}),
+                            ("pooling 2/2", {"pool": (2, 2)}), ("one column", {"columns": 1})):
+        model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=2, **geometry, **switches)
+        tmodel = torch_alexnet_from(model).eval()
+        with torch.no_grad():
+            tlogits = tmodel(torch.from_numpy(images).to(torch_device(device)))
+        report.check(f"logits ({label})", rel_error(model.forward(to_device(images, device), train=False), tlogits))
+
+
 def check_layer_timing(report, device, dtype, rng):
     """The per-layer timings are only worth reading if the timed step is a normal step."""
     geometry = {"num_classes": 10, "image_size": 67, "channels": (8, 16, 24, 24, 16), "hidden": 32}
     models = [tinyalex.AlexNet(devices=device, dtype=dtype, seed=1, **geometry) for _ in range(2)]
-    optimizers = [tinyalex.SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY) for _ in range(2)]
+    optimizers = [tinyalex.SGD(PAPER.learning_rate, PAPER.momentum, PAPER.weight_decay) for _ in range(2)]
     loss_fn = tinyalex.SoftmaxCrossEntropy()
     x = to_device((rng.standard_normal((4, 3, 67, 67)) * PIXEL_STD).astype(dtype), device)
     y = to_device(rng.integers(0, 10, 4), device)
@@ -293,6 +351,7 @@ def main():
     with on_device(device):
         check_ops(report, device, dtype, rng)
         check_model(report, device, dtype, args.batch, rng)
+        check_variants(report, device, dtype, rng)
         check_layer_timing(report, device, dtype, rng)
 
     if report.failures:

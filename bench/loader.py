@@ -9,13 +9,11 @@ from the operating system's page cache.
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's tinyalex, installed or not
-from tinyalex.backend import on_device, parse_devices  # noqa: E402
-from tinyalex.data import Augmenter, BatchLoader, PreparedSplit, batch_rng  # noqa: E402
+from tinyalex.backend import on_device, parse_devices
+from tinyalex.data import Augmenter, BatchLoader, PreparedSplit, batch_rng
 
 
 def main():

@@ -160,6 +160,28 @@ def walk(layers, image_size, columns):
     return shapes
 
 
+def schedule(layers):
+    """Yield ``(name, kind, spec)`` for every layer a table makes, in the order they run.
+
+    ``kind`` is "weights" (the row's conv or fc layer), "activation", "lrn", "pool",
+    "dropout" or "flatten" (between the last conv and the first fc layer); the layers that
+    follow a row are named with its number: conv1, relu1, lrn1, pool1, conv2, ...
+    """
+    for i, spec in enumerate(layers):
+        n = spec.number
+        yield spec.name, "weights", spec
+        if spec.activation:
+            yield f"{spec.activation}{n}", "activation", spec
+        if spec.lrn:
+            yield f"lrn{n}", "lrn", spec
+        if spec.pool:
+            yield f"pool{n}", "pool", spec
+        if spec.dropout:
+            yield f"drop{n}", "dropout", spec
+        if spec.is_conv and i + 1 < len(layers) and not layers[i + 1].is_conv:
+            yield "flatten", "flatten", spec
+
+
 def fan_ins(layers, image_size, columns):
     """Inputs per neuron of each layer (both columns' inputs where a layer reads both)."""
     return {name: shape.fan_in for name, shape in walk(layers, image_size, columns).items()}
@@ -269,30 +291,33 @@ class Column:
     def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks):
         self.name, self.device = name, device
         stages = []
-        for i, spec in enumerate(layers):
-            if not stages or spec.reads == "both":
+        for layer_name, kind, spec in schedule(layers):
+            if kind == "weights" and (not stages or spec.reads == "both"):
                 stages.append({})
-            shape, width = shapes[spec.name], spec.width // columns
-            std, bias = std_of(weight_std, spec.name), positive_bias if spec.positive_bias else 0.0
-            if spec.is_conv:
-                stages[-1][spec.name] = Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
-                                               input_grad=spec.reads != "image", weight_std=std, bias=bias,
-                                               rng=rng, device=device, dtype=dtype)
-            else:
-                stages[-1][spec.name] = Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng,
-                                               device=device, dtype=dtype)
-            n = spec.number
-            if spec.activation:
-                stages[-1][f"{spec.activation}{n}"] = ACTIVATIONS[spec.activation]()
-            if spec.lrn:
-                stages[-1][f"lrn{n}"] = LRN()
-            if spec.pool:
-                stages[-1][f"pool{n}"] = MaxPool2D(*spec.pool)
-            if spec.dropout:
-                stages[-1][f"drop{n}"] = Dropout(spec.dropout, seed=int(rng.integers(2**63)))
-            if spec.is_conv and i + 1 < len(layers) and not layers[i + 1].is_conv:
-                stages[-1]["flatten"] = Flatten()    # the fc layers read the maps as one vector
+            stages[-1][layer_name] = self.make_layer(kind, spec, shapes[spec.name], columns, rng, weight_std,
+                                                     positive_bias, dtype)
         self.stages = [Stage(f"column_{name}", device, layers, hooks) for layers in stages]
+
+    def make_layer(self, kind, spec, shape, columns, rng, weight_std, positive_bias, dtype):
+        """This column's layer of one ``schedule`` entry: its share of the row's kernels or neurons."""
+        if kind == "weights":
+            width, std = spec.width // columns, std_of(weight_std, spec.name)
+            bias = positive_bias if spec.positive_bias else 0.0
+            if spec.is_conv:
+                return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
+                              input_grad=spec.reads != "image", weight_std=std, bias=bias, rng=rng,
+                              device=self.device, dtype=dtype)
+            return Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng, device=self.device,
+                          dtype=dtype)
+        if kind == "activation":
+            return ACTIVATIONS[spec.activation]()
+        if kind == "lrn":
+            return LRN()
+        if kind == "pool":
+            return MaxPool2D(*spec.pool)
+        if kind == "dropout":
+            return Dropout(spec.dropout, seed=int(rng.integers(2**63)))
+        return Flatten()
 
     def named_layers(self):
         for stage in self.stages:
