@@ -475,17 +475,15 @@ def measure_steps(runners, batch):
     alternate(runners, "train_step", ARGS.warmup)
     train = {name: throughput(seconds, batch) for name, seconds in
              alternate(runners, "train_step", ARGS.steps).items()}
-    train["ratio"] = ratio(train)
     print_throughput("training step (forward, loss, backward, SGD step)", train, batch)
-    print_ratio(train["ratio"])
+    print_ratio(ratio(train))
     print("  loss on the (fixed) batch after these steps: "
           + ", ".join(f"{runner.name} {runner.last_loss():.3f}" for runner in runners))
     forward = {name: throughput(seconds, batch) for name, seconds in
                alternate(runners, "forward_step", ARGS.steps).items()}
-    forward["ratio"] = ratio(forward)
     print_throughput("forward only (evaluation: no dropout; PyTorch under no_grad)", forward, batch)
-    print_ratio(forward["ratio"])
-    return train, forward
+    print_ratio(ratio(forward))
+    return {**train, "ratio": ratio(train)}, {**forward, "ratio": ratio(forward)}
 
 
 def print_layers(layers, step_seconds):

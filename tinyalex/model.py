@@ -368,6 +368,7 @@ class AlexNet:
                              f"be multiples of {columns}")
         self.num_classes, self.image_size = num_classes, image_size
         self.channels, self.hidden = tuple(channels), hidden
+        self.switches = {"activation": activation, "lrn": lrn, "pool": tuple(pool), "columns": columns}
         self.dtype = np.dtype(dtype)
         self.layers = architecture(num_classes, channels, hidden, activation=activation, lrn=lrn, pool=pool,
                                    dropout=dropout)
@@ -498,5 +499,7 @@ class AlexNet:
                 for c in self.columns}
 
     def __repr__(self):
+        paper = {"activation": "relu", "lrn": True, "pool": (3, 2), "columns": 2}
+        ablations = "".join(f", {key}={value!r}" for key, value in self.switches.items() if value != paper[key])
         return (f"AlexNet(num_classes={self.num_classes}, devices={self.devices}, image_size={self.image_size}, "
-                f"channels={self.channels}, hidden={self.hidden})")
+                f"channels={self.channels}, hidden={self.hidden}{ablations})")

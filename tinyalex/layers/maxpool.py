@@ -22,7 +22,8 @@ from .conv import output_size
 
 
 class MaxPool2D(Layer):
-    """x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1.
+    """x (N, C, H, W) -> out (N, C, OH, OW), OH = (H - size) // stride + 1 (rounded up
+    instead with ``ceil_mode``; see :func:`~tinyalex.layers.conv.output_size`).
 
     Any input size is accepted, with PyTorch's rules. By default the sizes are rounded
     down: input rows and columns past the last whole window are dropped (pooling 8x11
