@@ -82,7 +82,7 @@ class PreparedSplit:
         """Images and labels at ``indices``, sorted (the order the file is laid out in).
 
         One read per image, straight into the batch: h5py's indexing with a list of indices
-        (``images[indices]``) gives the same array about 20 times slower on files that store
+        (``images[indices]``) gives the same array about 100 times slower on files that store
         one image per chunk.
         """
         indices = np.sort(np.asarray(indices))

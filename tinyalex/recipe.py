@@ -13,7 +13,7 @@ class Recipe:
     learning_rate: float = 0.01    # "initialized at 0.01", equal for all layers
     momentum: float = 0.9          # "momentum of 0.9"
     weight_decay: float = 0.0005   # "weight decay of 0.0005", applied to biases too
-    lr_drop_factor: float = 10.0   # "divide the learning rate by 10 when the validation error stopped improving"
+    lr_drop_factor: float = 10.0   # "divide the learning rate by 10 when the validation error rate stopped improving with the current learning rate"
     max_lr_drops: int = 3          # "reduced three times prior to termination"
     patience: int = 2              # epochs without improvement that count as "stopped improving" (ours)
     max_epochs: int = 90           # "roughly 90 cycles through the training set"
