@@ -6,7 +6,8 @@ Each script in docs/snippets/ starts with a line naming the page that shows its 
 
 The test runs the script and checks that what it prints appears in that page, verbatim.
 A script may print several blocks, separated by blank lines, for several places in the
-page: each block must appear as it is (trailing spaces aside), in any order.
+page: each block must appear as it is (trailing spaces aside), in any order. A second line
+``# needs: c++`` (or ``nvcc``) names a program the script runs; without it, it is skipped.
 
 Not covered: measured timings (docs/benchmarks.md, the speeds in docs/training.md and
 docs/data.md). They depend on the machine and its load, so no test could reproduce them;
@@ -14,6 +15,7 @@ each is given with the command that measured it and the hardware it ran on inste
 """
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPETS = sorted((ROOT / "docs" / "snippets").glob("*.py"))
 HEADER = re.compile(r"^# shown in: (\S+\.md)$")
+NEEDS = re.compile(r"^# needs: (\S+)$")
 
 
 def page_of(snippet):
@@ -47,6 +50,9 @@ def test_there_are_snippets():
 def test_snippet_output_is_in_its_page(snippet):
     page = page_of(snippet)
     assert page.exists(), f"{snippet.name} names {page}, which does not exist"
+    needs = NEEDS.match(snippet.read_text().splitlines()[1])
+    if needs and shutil.which(needs.group(1)) is None:
+        pytest.skip(f"{snippet.name} needs {needs.group(1)}, which is not on the PATH")
     result = subprocess.run([sys.executable, str(snippet)], cwd=ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, f"{snippet.name} failed:\n{result.stderr}"
