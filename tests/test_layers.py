@@ -228,6 +228,13 @@ def test_maxpool_of_a_size_the_window_does_not_tile(ceil_mode, expected_shape, r
     assert errors["x"] < TOLERANCE
 
 
+def test_maxpool_ceil_mode_on_integers():
+    # the edge windows of ceil_mode must not need a float -inf
+    x = np.arange(2 * 8 * 11).reshape(1, 2, 8, 11)
+    out = MaxPool2D(3, 2, ceil_mode=True).forward(x)
+    np.testing.assert_array_equal(out, maxpool_reference(x, 3, 2, ceil_mode=True))
+
+
 def test_maxpool_overlap_accumulates():
     # a single large value at (2, 2) wins all four overlapping 3x3 windows of a 5x5 input
     x = np.zeros((1, 1, 5, 5))

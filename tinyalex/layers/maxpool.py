@@ -60,11 +60,13 @@ class MaxPool2D(Layer):
         N, C, H, W = x.shape
         _, _, OH, OW = self.output_shape(x.shape)
         k, s = self.size, self.stride
-        # A window that runs past the edge (ceil_mode) sees -inf there, which never wins.
+        # A window that runs past the edge (ceil_mode) sees the lowest value there, which
+        # never wins: -inf for floats, the type's minimum for integers
         reach_y, reach_x = (OH - 1) * s + k, (OW - 1) * s + k
         if reach_y > H or reach_x > W:
+            lowest = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
             x = xp.pad(x, ((0, 0), (0, 0), (0, max(0, reach_y - H)), (0, max(0, reach_x - W))),
-                       constant_values=-xp.inf)
+                       constant_values=lowest)
         # candidates[i * k + j][n, c, oy, ox] = x[n, c, oy*s + i, ox*s + j]: one strided view
         # (no copy) per position (i, j) inside the window, each covering every window at once
         candidates = [x[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s] for i in range(k) for j in range(k)]
