@@ -9,7 +9,7 @@ CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
     training image that is subtracted from every input, the size S the images were
     prepared at, and the readable class names.
 
-Each image goes through the same preparation as the training images (datasets/images.py:
+Each image goes through the same preparation as the training images (tinyalex/datasets/images.py:
 shorter side scaled to S, central S x S square), then the softmax is averaged over the ten
 crops of the paper's test procedure (four corners, the centre, and their mirror images,
 section 4.1), or taken from the centre crop alone with --center-only. Output:
@@ -29,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
-
-from datasets.images import load_image  # noqa: E402
-from tinyalex.backend import parse_devices, to_numpy  # noqa: E402
-from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
-from tinyalex.training import model_from_checkpoint, softmax  # noqa: E402
+from tinyalex.backend import parse_devices, to_numpy
+from tinyalex.data import Augmenter, PreparedSplit
+from tinyalex.datasets.images import load_image
+from tinyalex.training import model_from_checkpoint, softmax
 
 
 def parse_args(argv=None):
@@ -86,7 +84,7 @@ def main(argv=None):
     failed = []
     for path in args.images:
         try:
-            image = load_image(path, size=train.image_size)
+            image = load_image(path, size=train.stored_size)
         except Exception as error:  # anything Pillow raises for a missing, broken or non-image file
             print(f"error: {path}: cannot read it as an image ({type(error).__name__}: {error})", file=sys.stderr)
             failed.append(path)

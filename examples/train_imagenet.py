@@ -18,14 +18,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
-
-from tinyalex import PAPER, AlexNet  # noqa: E402
-from tinyalex.backend import keep_freed_memory, parse_devices  # noqa: E402
-from tinyalex.model import paper_gain_weight_std  # noqa: E402
-from tinyalex.data import PreparedSplit  # noqa: E402
-from tinyalex import plots  # noqa: E402
-from tinyalex.training import CHECKPOINT, Interrupted, Trainer, TrainingDiverged, evaluate  # noqa: E402
+from tinyalex import PAPER, AlexNet
+from tinyalex.backend import keep_freed_memory, parse_devices
+from tinyalex.model import paper_gain_weight_std
+from tinyalex.data import PreparedSplit
+from tinyalex.datasets.prepare import prepare_imagenet
+from tinyalex.datasets.synthetic import ensure_builtin_dataset
+from tinyalex import plots
+from tinyalex.training import CHECKPOINT, Interrupted, Trainer, TrainingDiverged, evaluate
 
 # The paper's AlexNet needs days on two GPUs. With no data given, tinyalex trains a
 # smaller net of the same structure on the built-in data set, sized so that a 2-core CPU
@@ -78,10 +78,8 @@ def parse_args(argv=None):
 
 
 def prepare_data(args):
-    """(train split, val split, model settings, recipe settings, epochs) for the chosen data."""
-    from datasets.prepare import prepare_imagenet
-    from datasets.synthetic import ensure_builtin_dataset
-
+    """(train split, val split, model settings, recipe settings, epochs, ten_crop_every) for the
+    chosen data; the last four are None or empty where the paper's defaults apply."""
     if args.data is not None:
         folder = args.data
     elif args.imagenet is not None:
@@ -119,8 +117,8 @@ def main(argv=None):
     if args.positive_bias is not None:
         model_config["positive_bias"] = args.positive_bias
     crop = model_config.get("image_size", 227)
-    if train.image_size < crop:
-        raise SystemExit(f"{train.path} holds {train.image_size}-pixel images, smaller than the {crop}-pixel crops")
+    if train.stored_size < crop:
+        raise SystemExit(f"{train.path} holds {train.stored_size}-pixel images, smaller than the {crop}-pixel crops")
 
     try:
         devices = parse_devices(args.devices)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training import write_split
+from conftest import write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png"]
@@ -17,9 +17,9 @@ PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.pn
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data256")
     rng = np.random.default_rng(0)
-    for split, n, statistics in (("train", 8, True), ("val", 3, False)):
+    for split, n in (("train", 8), ("val", 3)):
         images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
-        write_split(folder / f"{split}.h5", images, np.arange(n) % 3, statistics=statistics)
+        write_split(folder / f"{split}.h5", images, np.arange(n) % 3)
     return folder
 
 

@@ -2,13 +2,12 @@
 
 import json
 
-import h5py
 import numpy as np
 import pytest
+from conftest import write_split
 
-from tinyalex import AlexNet
-from tinyalex.data import (Augmenter, BatchLoader, PreparedSplit, batch_rng, center_position, open_prepared,
-                           ten_crop_positions)
+from tinyalex import AlexNet, DatasetError, IncompleteFileError
+from tinyalex.data import Augmenter, BatchLoader, PreparedSplit, batch_rng, center_position, ten_crop_positions
 from tinyalex.model import paper_gain_weight_std
 from tinyalex.recipe import Recipe
 from tinyalex.training import (CHECKPOINT, Interrupted, Trainer, TrainingDiverged, load_checkpoint,
@@ -17,21 +16,6 @@ from tinyalex.training import (CHECKPOINT, Interrupted, Trainer, TrainingDiverge
 SIZE, CROP = 75, 67
 GEOMETRY = dict(image_size=CROP, channels=(16, 32, 48, 48, 32), hidden=64)
 MODEL = dict(num_classes=3, **GEOMETRY, weight_std=paper_gain_weight_std(**GEOMETRY), positive_bias=0.1, seed=0)
-
-
-def write_split(path, images, labels, statistics=True, complete=True):
-    with h5py.File(path, "w") as f:
-        f["images"] = images
-        f["labels"] = labels
-        f["wnids"] = np.array([b"n0", b"n1", b"n2"])
-        f["class_names"] = np.array([b"zero", b"one", b"two"])
-        if statistics:
-            pixels = images.reshape(-1, 3).astype(np.float64)
-            values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
-            f["mean_image"] = images.mean(axis=0).astype(np.float32)
-            f["rgb_eigenvalues"] = values[::-1]
-            f["rgb_eigenvectors"] = vectors[:, ::-1]
-        f.attrs["complete"] = complete
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +34,7 @@ def data(tmp_path_factory):
         return images, labels
 
     write_split(folder / "train.h5", *make(48))
-    write_split(folder / "val.h5", *make(12), statistics=False)
+    write_split(folder / "val.h5", *make(12))
     return PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
 
 
@@ -58,10 +42,10 @@ def data(tmp_path_factory):
 
 def test_incomplete_file_is_refused(tmp_path):
     write_split(tmp_path / "half.h5", np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2), complete=False)
-    with pytest.raises(ValueError, match="not marked complete"):
-        open_prepared(tmp_path / "half.h5")
-    with pytest.raises(FileNotFoundError, match="datasets.prepare"):
-        open_prepared(tmp_path / "missing.h5")
+    with pytest.raises(IncompleteFileError, match="not a complete prepared file"):
+        PreparedSplit(tmp_path / "half.h5")
+    with pytest.raises(DatasetError, match="datasets/prepare.py"):
+        PreparedSplit(tmp_path / "missing.h5")
 
 
 def test_loader_batches(data):

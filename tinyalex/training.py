@@ -3,7 +3,7 @@ schedule, checkpoints, and resuming.
 
 One training step is the paper's loop body::
 
-    x = augment(batch)                       # random crop, flip, PCA colour noise, minus mean
+    x = augmenter.train_batch(batch, rng)    # random crop, flip, PCA colour noise, minus mean
     loss = softmax_cross_entropy(model.forward(x), labels)
     model.backward(d loss / d logits)        # fills every gradient
     sgd.step(model.parameters())             # v <- 0.9 v - 0.0005 lr w - lr dL/dw; w <- w + v
@@ -29,7 +29,7 @@ from .backend import to_numpy
 from .data import Augmenter, BatchLoader, batch_rng
 from .layers import Dropout, SoftmaxCrossEntropy
 from .model import AlexNet
-from .progress import Progress
+from .progress import progress_bar
 from .recipe import PAPER
 from .sgd import SGD, PlateauSchedule
 
@@ -98,7 +98,7 @@ def evaluate(model, split, augmenter, batch_size, ten_crop=True, description="va
     loss_fn = SoftmaxCrossEntropy()
     errors = {"center": {1: 0, 5: 0}, "ten_crop": {1: 0, 5: 0}}
     loss_sum = 0.0
-    with Progress(len(split), description, unit="img") as progress:
+    with progress_bar(len(split), description, unit="img") as progress:
         for _, (images, labels) in loader.epoch(0):
             logits = model.forward(augmenter.center_crop(images), train=False)
             loss_sum += loss_fn.forward(logits, labels) * len(labels)
@@ -196,7 +196,7 @@ class Trainer:
         start = time.perf_counter()
         description = f"epoch {self.epoch + 1}/{self.max_epochs}"
         size = self.recipe.batch_size
-        with Progress(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
+        with progress_bar(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
             for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
                 loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
@@ -204,7 +204,8 @@ class Trainer:
                 r["loss"] += loss * len(labels)
                 r["correct"] += correct
                 r["images"] += len(labels)
-                progress.update(len(labels), loss=r["loss"] / r["images"], acc=r["correct"] / r["images"])
+                progress.set_postfix(loss=r["loss"] / r["images"], acc=r["correct"] / r["images"], refresh=False)
+                progress.update(len(labels))
                 if self.stop_requested:
                     break
         self.running["seconds"] += time.perf_counter() - start
