@@ -28,9 +28,10 @@ import json
 import sys
 from pathlib import Path
 
+from tinyalex import DatasetError
 from tinyalex.backend import parse_devices
 from tinyalex.data import Augmenter, PreparedSplit
-from tinyalex.training import evaluate, model_from_checkpoint
+from tinyalex.training import CheckpointError, evaluate, model_from_checkpoint
 
 
 def parse_args(argv=None):
@@ -81,6 +82,13 @@ def trained(meta):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}")
+
+
+def run(args):
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     val_path, train_path = find_files(args.data, args.train_h5)

@@ -42,11 +42,15 @@ def test_train_resume_and_refuse_to_overwrite(data, tmp_path):
     again = train("--data", data, "--epochs", "1", "--out", out)
     assert again.returncode != 0 and "--resume" in again.stderr
 
-    resumed = train("--data", data, "--epochs", "2", "--out", out, "--resume")
+    # a new learning rate on resume is applied, said so, and the banner tells the truth
+    resumed = train("--data", data, "--epochs", "2", "--out", out, "--resume", "--lr", "0.005")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
-    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2]
+    assert "learning rate set to 0.005 by --lr (the checkpoint's was 0.01)" in resumed.stdout
+    assert "recipe: batch 4, lr 0.005," in resumed.stdout
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert lines[0]["lr"] == 0.01 and lines[1]["lr"] == 0.005
 
 
 def test_bad_devices_are_explained(data, tmp_path):
