@@ -250,6 +250,14 @@ def test_full_disk_gives_one_message_and_resumes(source, tmp_path):
     assert "Traceback" not in full.stderr and "Exception ignored" not in full.stderr
     assert not (out / "train.checkpoint.npz.tmp").exists()
 
+    # room for every decoded row, but not for the HDF5 file built from them
+    rows = len(read_all(reference)["labels"])
+    full = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                          preexec_fn=limit_file_size(rows * SIZE * SIZE * 3 + 2000))
+    assert full.returncode == 2, full.stderr
+    assert full.stderr.count("error:") == 1 and "building train.h5 needs about" in full.stderr
+    assert "Traceback" not in full.stderr and "Exception ignored" not in full.stderr
+
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after" in resumed.stdout

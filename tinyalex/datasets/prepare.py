@@ -28,8 +28,9 @@ A run that finds a checkpoint cuts the rows file back to the rows it counts (any
 after them was written by a run that did not reach its next checkpoint) and continues
 with the next file. When every file is done, the HDF5 file is built from the rows file
 in one go (prepared.write_prepared: through <split>.h5.partial, ``complete`` set last,
-then renamed to <split>.h5); a stop during that step just builds it again. The rows
-file and the checkpoint are deleted once <split>.h5 exists.
+then renamed to <split>.h5); a stop during that step just builds it again. The room for
+it is checked first, because HDF5 cannot stop cleanly when the disk fills up half-way
+through a file. The rows file and the checkpoint are deleted once <split>.h5 exists.
 
 The price: the rows file needs as much disk as the split's images (about 250 GB for
 ImageNet's training set) until the HDF5 file is built, and building it reads them once
@@ -48,6 +49,8 @@ import errno
 import hashlib
 import multiprocessing
 import os
+import resource
+import shutil
 import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -106,10 +109,10 @@ def prepare_imagenet(src, out_dir, splits=SPLITS, *, val_labels=None, val_synset
                                 checkpoint_every=checkpoint_every)
     except OSError as error:
         if error.errno in NO_SPACE:
-            raise NoSpaceLeft(f"{out_dir}: no space left on its disk ({error.strerror}); make room and run the "
-                              "same command again: it continues from its last checkpoint") from None
+            raise NoSpaceLeft(f"{out_dir}: no space left on its disk ({os.strerror(error.errno)}); make room and run "
+                              "the same command again: it continues from its last checkpoint") from None
         if error.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-            raise DatasetError(f"{out_dir} cannot be written ({error.strerror}); choose another output "
+            raise DatasetError(f"{out_dir} cannot be written ({os.strerror(error.errno)}); choose another output "
                                "folder") from None
         raise
     return {split: out_dir / f"{split}.h5" for split in splits}
@@ -335,6 +338,9 @@ class SplitWriter:
                                f"decoded; see {self.listing.split}_skipped.txt")
         written = self.written_files()
         assert len(written) == self.images_written, "the checkpoint disagrees with the listing"
+        # HDF5 cannot stop cleanly when the disk fills up half-way (it crashes while it
+        # tries to close the file), so make sure of the room first.
+        check_room(self.path, needed=self.images_written * (self.row_bytes + 200) + 4 * self.row_bytes + (1 << 20))
         shape = (self.images_written, self.size, self.size, 3)
         images = np.memmap(self.rows.name, dtype=np.uint8, mode="r", shape=shape)
         blocks = (images[start:start + 64] for start in range(0, len(images), 64))
@@ -348,6 +354,19 @@ class SplitWriter:
                        self.listing.wnids, self.listing.class_names, split=self.listing.split,
                        source=self.listing.folder, skipped=self.skipped, statistics=statistics)
         del images
+
+
+def check_room(path, needed):
+    """Raises NoSpaceLeft unless a file of ``needed`` bytes fits beside ``path``: in the disk's
+    free space and under the file size limit (ulimit -f)."""
+    free = shutil.disk_usage(path.parent).free
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        free = min(free, limit)
+    if free < needed:
+        raise NoSpaceLeft(f"{path.parent}: building {path.name} needs about {needed / 1e6:.1f} MB, and only "
+                          f"{free / 1e6:.1f} MB can be written; make room and run the same command again (the "
+                          "decoded images are kept)")
 
 
 def listing_fingerprint(listing, size):
