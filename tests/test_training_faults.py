@@ -9,6 +9,7 @@ real processes.
 import importlib.util
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,3 +200,16 @@ def test_full_disk_while_saving_is_one_message(data, tmp_path):
     assert err.count("error:") == 1 and "no space left" in err and "no checkpoint was written" in err
     assert "Traceback" not in err
     assert not (out / CHECKPOINT).exists() and not (out / (CHECKPOINT + ".writing")).exists()
+
+
+def test_out_without_room_for_a_checkpoint_is_found_at_the_start(data, tmp_path, monkeypatch):
+    real_disk_usage = shutil.disk_usage
+
+    def almost_full(path):
+        total, used, _ = real_disk_usage(path)
+        return type(real_disk_usage(path))(total, used, 10_000_000)   # 10 MB free
+
+    monkeypatch.setattr(shutil, "disk_usage", almost_full)
+    message = refused(train_main, "--data", data, "--out", tmp_path / "run")
+    assert "10 MB free" in message and "make room" in message
+    assert not (tmp_path / "run").exists()
