@@ -204,7 +204,8 @@ def die_with_parent(parent_pid):
 
     Without this, a parent killed with ``kill -9`` leaves its workers running on (Linux
     re-parents them), decoding for nobody. prctl(PR_SET_PDEATHSIG) exists on Linux only;
-    elsewhere the workers stop when they next find their task queue closed.
+    elsewhere this step is skipped. The signal comes when the *thread* that started the
+    worker ends: here the main thread, which starts workers as it submits the chunks.
     """
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
