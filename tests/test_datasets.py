@@ -10,7 +10,6 @@ cannot be classified by colour alone.
 """
 
 import io
-import os
 import subprocess
 import sys
 import textwrap

@@ -74,7 +74,7 @@ def program(*args):
 
 def run_killed_at(out, src, hook, checkpoint_every=5):
     """Runs a preparation in a new process that SIGKILLs itself where ``hook`` says."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import os, signal
         import numpy as np
         import tinyalex.datasets.prepare as prepare
