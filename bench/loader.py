@@ -27,7 +27,7 @@ def main():
     split = PreparedSplit(args.train_h5)
     augmenter = Augmenter(*split.statistics(), device=device, crop=args.crop)
     loader = BatchLoader(split, args.batch, seed=0)
-    print(f"{args.train_h5}: {len(split)} images of {split.image_size} pixels, batch {args.batch}, "
+    print(f"{args.train_h5}: {len(split)} images of {split.stored_size} pixels, batch {args.batch}, "
           f"crops of {args.crop}, augmentation on {device}")
     for label, augment in (("read", False), ("read + augment", True)):
         count, start = 0, time.perf_counter()

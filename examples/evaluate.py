@@ -4,7 +4,7 @@
                                 [--batch-size 128] [--no-ten-crop] [--json FILE]
 
 CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
-DATA: a prepared val.h5 (python -m datasets.prepare), or the folder holding it.
+DATA: a prepared val.h5 (python datasets/prepare.py), or the folder holding it.
 
 The network sees the validation images as the paper's test procedure shows them: the mean
 training image is subtracted, then it classifies the centre crop (227 x 227 for the paper's
@@ -28,11 +28,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
-
-from tinyalex.backend import parse_devices  # noqa: E402
-from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
-from tinyalex.training import evaluate, model_from_checkpoint  # noqa: E402
+from tinyalex import DatasetError
+from tinyalex.backend import parse_devices
+from tinyalex.data import Augmenter, PreparedSplit
+from tinyalex.training import CheckpointError, evaluate, model_from_checkpoint
 
 
 def parse_args(argv=None):
@@ -83,6 +82,13 @@ def trained(meta):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}")
+
+
+def run(args):
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     val_path, train_path = find_files(args.data, args.train_h5)
@@ -94,11 +100,11 @@ def main(argv=None):
     val, train = PreparedSplit(val_path), PreparedSplit(train_path)
     check_classes(meta["classes"], val, args.checkpoint)
     check_classes(meta["classes"], train, args.checkpoint)
-    if val.image_size != train.image_size:
-        raise SystemExit(f"{val_path} holds {val.image_size}-pixel images but the mean image of {train_path} "
-                         f"is {train.image_size} pixels: the two were not prepared alike")
-    if val.image_size < model.image_size:
-        raise SystemExit(f"{val_path} holds {val.image_size}-pixel images, smaller than the network's "
+    if val.stored_size != train.stored_size:
+        raise SystemExit(f"{val_path} holds {val.stored_size}-pixel images but the mean image of {train_path} "
+                         f"is {train.stored_size} pixels: the two were not prepared alike")
+    if val.stored_size < model.image_size:
+        raise SystemExit(f"{val_path} holds {val.stored_size}-pixel images, smaller than the network's "
                          f"{model.image_size}-pixel crops")
 
     print(f"{model}, trained for {trained(meta)}; {len(val):,} images of {val_path} in {val.num_classes} classes")

@@ -9,9 +9,10 @@ CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
     training image that is subtracted from every input, the size S the images were
     prepared at, and the readable class names.
 
-Each image goes through the same preparation as the training images (datasets/images.py:
-shorter side scaled to S, central S x S square), then the softmax is averaged over the ten
-crops of the paper's test procedure (four corners, the centre, and their mirror images,
+Each image goes through the same preparation as the training images
+(tinyalex/datasets/images.py: turned upright as its EXIF tag says, shorter side scaled to S,
+central S x S square), then the softmax is averaged over the ten crops of the paper's test
+procedure (four corners, the centre, and their mirror images,
 section 4.1), or taken from the centre crop alone with --center-only. Output:
 
     cat.jpg (ten crops)
@@ -29,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
-
-from datasets.images import load_image  # noqa: E402
-from tinyalex.backend import parse_devices, to_numpy  # noqa: E402
-from tinyalex.data import Augmenter, PreparedSplit  # noqa: E402
-from tinyalex.layers.loss import softmax  # noqa: E402
-from tinyalex.training import model_from_checkpoint  # noqa: E402
+from tinyalex import DatasetError
+from tinyalex.backend import parse_devices, to_numpy
+from tinyalex.data import Augmenter, PreparedSplit
+from tinyalex.datasets.images import load_image
+from tinyalex.layers.loss import softmax
+from tinyalex.training import CheckpointError, model_from_checkpoint
 
 
 def parse_args(argv=None):
@@ -63,6 +63,13 @@ def class_probabilities(model, augmenter, image, ten_crop):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError) as error:
+        raise SystemExit(f"error: {error}")
+
+
+def run(args):
     if args.top < 1:
         raise SystemExit(f"--top must be at least 1, not {args.top}")
     if not args.checkpoint.is_file():
@@ -80,6 +87,9 @@ def main(argv=None):
     if train.wnids != meta["classes"]:
         raise SystemExit(f"{args.checkpoint} was trained on other classes than {train_path} holds: "
                          "its outputs would be given the wrong names")
+    if train.stored_size < model.image_size:
+        raise SystemExit(f"error: {train_path} holds {train.stored_size}-pixel images, smaller than the network's "
+                         f"{model.image_size}-pixel crops: it is not the data this network was trained on")
     augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
     top = min(args.top, model.num_classes)
     how = "centre crop" if args.center_only else "ten crops"
@@ -87,7 +97,7 @@ def main(argv=None):
     failed = []
     for path in args.images:
         try:
-            image = load_image(path, size=train.image_size)
+            image = load_image(path, size=train.stored_size)
         except Exception as error:  # anything Pillow raises for a missing, broken or non-image file
             print(f"error: {path}: cannot read it as an image ({type(error).__name__}: {error})", file=sys.stderr)
             failed.append(path)

@@ -9,23 +9,33 @@ Defaults are the paper's recipe: batch 128, learning rate 0.01 divided by 10 whe
 validation error stops improving (three times, then stop), momentum 0.9, weight decay
 0.0005, at most 90 epochs. Everything lands in --out: checkpoint.npz (after every epoch
 and on Ctrl-C), metrics.jsonl (one line per epoch) and the plots.
+
+Only one run may write into an --out at a time (a second one stops at once). Bad
+arguments, data that is missing or not prepared, an --out that cannot be written and a
+checkpoint that cannot be resumed each stop with a one-line message, before anything is
+written. docs/training.md has a table of what survives which fault.
 """
 
 import argparse
+import errno
 import json
+import shutil
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for datasets/
+from tinyalex import PAPER, AlexNet, DatasetError
+from tinyalex.backend import keep_freed_memory, parse_devices
+from tinyalex.model import paper_gain_weight_std
+from tinyalex.data import PreparedSplit
+from tinyalex.datasets.prepare import prepare_imagenet
+from tinyalex.datasets.synthetic import ensure_builtin_dataset
+from tinyalex.locking import FolderInUse, folder_lock
+from tinyalex import plots
+from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged, evaluate
 
-from tinyalex import PAPER, AlexNet  # noqa: E402
-from tinyalex.backend import keep_freed_memory, parse_devices  # noqa: E402
-from tinyalex.model import paper_gain_weight_std  # noqa: E402
-from tinyalex.data import PreparedSplit  # noqa: E402
-from tinyalex import plots  # noqa: E402
-from tinyalex.training import CHECKPOINT, Interrupted, Trainer, TrainingDiverged, evaluate  # noqa: E402
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 # The paper's AlexNet needs days on two GPUs. With no data given, tinyalex trains a
 # smaller net of the same structure on the built-in data set, sized so that a 2-core CPU
@@ -51,6 +61,27 @@ BUILTIN_REASONS = [
 ]
 
 
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0 or value == float("inf"):  # "not >" also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
@@ -64,13 +95,14 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("runs/alexnet"), help="output folder (default: runs/alexnet)")
     p.add_argument("--devices", default=None,
                    help='"cpu", a GPU id such as 0, or two ids such as 0,1 (default: the first GPU, else the CPU)')
-    p.add_argument("--epochs", type=int, help=f"at most this many epochs (default: {PAPER.max_epochs})")
-    p.add_argument("--batch-size", type=int, help=f"default: {PAPER.batch_size}")
-    p.add_argument("--lr", type=float, help=f"initial learning rate (default: {PAPER.learning_rate})")
+    p.add_argument("--epochs", type=positive_int, help=f"at most this many epochs (default: {PAPER.max_epochs})")
+    p.add_argument("--batch-size", type=positive_int, help=f"default: {PAPER.batch_size}")
+    p.add_argument("--lr", type=positive_float,
+                   help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, the new rate")
     p.add_argument("--positive-bias", type=float,
                    help="bias of conv2, conv4, conv5, fc6, fc7 (the paper's 1 by default; Caffe's port: 0.1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ten-crop-every", type=int,
+    p.add_argument("--ten-crop-every", type=non_negative_int,
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
@@ -78,10 +110,8 @@ def parse_args(argv=None):
 
 
 def prepare_data(args):
-    """(train split, val split, model settings, recipe settings, epochs) for the chosen data."""
-    from datasets.prepare import prepare_imagenet
-    from datasets.synthetic import ensure_builtin_dataset
-
+    """(train split, val split, model settings, recipe settings, epochs, ten_crop_every) for the
+    chosen data; the last four are None or empty where the paper's defaults apply."""
     if args.data is not None:
         folder = args.data
     elif args.imagenet is not None:
@@ -96,14 +126,50 @@ def prepare_data(args):
                 dict(BUILTIN["recipe"]), BUILTIN["epochs"], BUILTIN["ten_crop_every"])
     train, val = PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
     if val.wnids != train.wnids:
-        raise SystemExit(f"{folder}: train.h5 and val.h5 have different classes")
+        raise SystemExit(f"error: {folder}: train.h5 and val.h5 have different classes")
     return train, val, {}, {}, None, None
+
+
+def check_output_folder(out, needed_bytes):
+    """Stop now, with a message, if ``out`` cannot take a run's files; nothing is left behind.
+
+    Checked at the start so that a read-only or full disk, or a file in the way, is found
+    before an epoch of training rather than after it.
+    """
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"error: --out {out} is a file; give a folder")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"tinyalex")
+        probe.unlink()
+        free = shutil.disk_usage(out).free
+        if free < needed_bytes:
+            raise SystemExit(f"error: --out {out} has {free / 1e6:.0f} MB free, and a checkpoint needs about "
+                             f"{needed_bytes / 1e6:.0f} MB; make room or choose another --out")
+    except OSError as error:
+        raise SystemExit(f"error: --out {out} cannot be written ({error.strerror}); choose another folder")
+    except SystemExit:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (DatasetError, CheckpointError, FolderInUse) as error:
+        raise SystemExit(f"error: {error}")
+
+
+def run(args):
     start = time.perf_counter()
     keep_freed_memory()  # every step frees and reallocates the same large arrays: reuse their pages
+    if args.resume and not (args.out / CHECKPOINT).is_file():
+        raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "
+                              "start a new run without --resume")
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every
@@ -114,24 +180,36 @@ def main(argv=None):
     if args.batch_size is not None:
         recipe_settings["batch_size"] = args.batch_size
     recipe = replace(PAPER, **recipe_settings)
-    epochs = args.epochs or epochs or recipe.max_epochs
+    epochs = args.epochs if args.epochs is not None else (epochs or recipe.max_epochs)
     model_config = {"num_classes": train.num_classes, "seed": args.seed, **model_settings}
     if args.positive_bias is not None:
         model_config["positive_bias"] = args.positive_bias
     crop = model_config.get("image_size", 227)
-    if train.image_size < crop:
-        raise SystemExit(f"{train.path} holds {train.image_size}-pixel images, smaller than the {crop}-pixel crops")
+    if train.stored_size < crop:
+        raise SystemExit(f"error: {train.path} holds {train.stored_size}-pixel images, smaller than the "
+                         f"{crop}-pixel crops")
+    if len(train) < recipe.batch_size:
+        raise SystemExit(f"error: {train.path} holds {len(train)} images, fewer than one batch of "
+                         f"{recipe.batch_size}; give a smaller --batch-size")
 
     try:
         devices = parse_devices(args.devices)
     except ValueError as error:
         raise SystemExit(f"--devices {error}")
     model = AlexNet(devices=devices, **model_config)
+    # weights and momentum in float32, written beside the previous checkpoint
+    check_output_folder(args.out, needed_bytes=2 * 8 * model.num_parameters())
+    with folder_lock(args.out, "a training run"):
+        if not args.resume and (args.out / CHECKPOINT).exists():
+            raise SystemExit(f"error: {args.out / CHECKPOINT} exists: add --resume to continue it, or choose "
+                             "another --out")
+        return train_and_report(args, model, model_config, train, val, recipe, epochs, ten_crop_every, start)
+
+
+def train_and_report(args, model, model_config, train, val, recipe, epochs, ten_crop_every, start):
+    """Resume or start, train, and write the summary and pictures (with --out locked)."""
     print(f"{model}: {model.num_parameters():,} parameters; {len(train):,} training and {len(val):,} "
           f"validation images in {train.num_classes} classes")
-    print(f"recipe: batch {recipe.batch_size}, lr {recipe.learning_rate}, momentum {recipe.momentum}, "
-          f"weight decay {recipe.weight_decay}, at most {epochs} epochs; output in {args.out}")
-
     # the curves are redrawn after every epoch; the slower pictures once, at the end
     redraw_curves = None if args.no_plots else (lambda t: plots.plot_curves(t.history, t.out_dir / "curves.png"))
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
@@ -139,8 +217,11 @@ def main(argv=None):
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-    elif (args.out / CHECKPOINT).exists():
-        raise SystemExit(f"{args.out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
+        if args.lr is not None and args.lr != trainer.sgd.lr:
+            print(f"learning rate set to {args.lr} by --lr (the checkpoint's was {trainer.sgd.lr:g})")
+            trainer.sgd.lr = trainer.schedule.lr = args.lr
+    print(f"recipe: batch {recipe.batch_size}, lr {trainer.sgd.lr:g}, momentum {recipe.momentum}, "
+          f"weight decay {recipe.weight_decay}, at most {epochs} epochs; output in {args.out}")
 
     try:
         history = trainer.train()
@@ -151,6 +232,12 @@ def main(argv=None):
     except TrainingDiverged as error:
         print(f"training stopped: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        kept = ("the previous checkpoint is intact. Make room, then run the same command with --resume"
+                if (args.out / CHECKPOINT).exists() else "no checkpoint was written. Make room and start again")
+        raise SystemExit(f"error: no space left in {args.out} ({error.strerror}) while writing the checkpoint; {kept}")
     last = history[-1] if history else {}
     if last and "val_top1_error_10crop" not in last:
         final = evaluate(model, val, trainer.augmenter, recipe.batch_size, ten_crop=True, description="ten crops")

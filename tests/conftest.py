@@ -1,7 +1,11 @@
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from tinyalex.backend import gpu_available, gpu_count
 from tinyalex.cuda_emulation import find_compiler
+from tinyalex.datasets import write_prepared
 
 
 def pytest_collection_modifyitems(config, items):
@@ -25,3 +29,31 @@ def cxx():
     if compiler is None:
         pytest.skip("the CUDA emulation needs a C++ compiler")
     return compiler
+
+
+WNIDS = ("n00000000", "n00000001", "n00000002")
+
+
+def write_split(path, images, labels, *, split=None, wnids=WNIDS, class_names=None, statistics=None,
+                complete=True):
+    """Writes ``images`` (N, S, S, 3) uint8 and ``labels`` (N,) as a prepared file -> its path.
+
+    The one helper of the tests for a prepared split: it goes through the library's own
+    writer (tinyalex.datasets.write_prepared), so the tests read the format the library
+    writes. ``split`` defaults to the file name ("train.h5" -> "train"); the colour
+    statistics, computed here with plain NumPy, are stored for the train split unless
+    ``statistics`` says otherwise. ``complete=False`` writes a file readers must refuse.
+    """
+    split = split or Path(path).stem
+    if statistics is None:
+        statistics = split == "train"
+    stored = None
+    if statistics:
+        pixels = images.reshape(-1, 3).astype(np.float64)
+        covariance = np.cov(pixels, rowvar=False)
+        values, vectors = np.linalg.eigh(covariance)           # ascending: turned to largest first
+        stored = dict(mean_image=images.mean(axis=0).astype(np.float32), rgb_mean=pixels.mean(axis=0),
+                      rgb_covariance=covariance, rgb_eigenvalues=values[::-1], rgb_eigenvectors=vectors[:, ::-1])
+    return write_prepared(path, images, labels, [f"{split}_{i}.JPEG" for i in range(len(labels))], wnids,
+                          class_names or wnids, split=split, source="made by the tests", statistics=stored,
+                          complete=complete)

@@ -1,4 +1,5 @@
-"""Tests of the data preparation (datasets/) on small folders made here.
+"""Tests of the data preparation (tinyalex/datasets/ and the datasets/ programs) on small
+folders made here.
 
 What they check: odd and broken files are converted or skipped and reported;
 the HDF5 layout; the colour statistics against a direct NumPy computation; flat
@@ -9,7 +10,6 @@ cannot be classified by colour alone.
 """
 
 import io
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,12 +20,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import prepare
-from datasets.errors import DatasetError, IncompleteFileError
-from datasets.images import to_rgb
-from datasets.prepare import is_complete, open_prepared, prepare_imagenet, prepare_split
-from datasets.stats import rgb_eigen_of
-from datasets.synthetic import CLASSES, ensure_builtin_dataset, make_synthetic_imagenet, save_montage
+from tinyalex.datasets import DatasetError, IncompleteFileError, is_complete, open_prepared, prepare
+from tinyalex.datasets.images import to_rgb
+from tinyalex.datasets.prepare import prepare_imagenet, prepare_split
+from tinyalex.datasets.stats import rgb_eigen_of
+from tinyalex.datasets.synthetic import CLASSES, ensure_builtin_dataset, make_synthetic_imagenet, save_montage
 
 REPO = Path(__file__).resolve().parent.parent
 WNIDS = ["n00000001", "n00000002", "n00000003"]
@@ -289,9 +288,15 @@ def test_val_is_checked_before_train_is_decoded(tmp_path):
     assert not (tmp_path / "out" / "train.h5.partial").exists() and not (tmp_path / "out" / "train.h5").exists()
 
 
-def test_command_line_reports_errors_without_a_traceback(tmp_path, capsys):
-    assert prepare.main([str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+def run_program(name, *args):
+    """Runs datasets/<name>.py the way the README shows."""
+    return subprocess.run([sys.executable, str(REPO / "datasets" / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_reports_errors_without_a_traceback(tmp_path):
+    done = run_program("prepare", tmp_path / "nowhere", tmp_path / "out")
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -319,7 +324,7 @@ def test_killed_preparation_resumes_to_the_same_file(tmp_path, capsys):
     # decoding its 9th file; checkpoints come every 4 files.
     script = textwrap.dedent(f"""
         import os, signal
-        import datasets.prepare as prepare
+        import tinyalex.datasets.prepare as prepare
         real_load_image, calls = prepare.load_image, []
         def load_image_then_die(path, size):
             calls.append(path)
@@ -329,23 +334,23 @@ def test_killed_preparation_resumes_to_the_same_file(tmp_path, capsys):
         prepare.load_image = load_image_then_die
         prepare.prepare_split({str(src)!r}, {str(tmp_path / "out")!r}, "train", workers=1, checkpoint_every=4)
     """)
-    environment = dict(os.environ, PYTHONPATH=str(REPO))
-    killed = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=environment, capture_output=True)
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()
 
     out = tmp_path / "out"
-    assert not (out / "train.h5").exists() and (out / "train.h5.partial").exists()
-    assert not is_complete(out / "train.h5.partial")
+    assert not (out / "train.h5").exists() and (out / "train.rows.partial").exists()
+    assert not is_complete(out / "train.rows.partial")
     with pytest.raises(IncompleteFileError, match="interrupted"):
         open_prepared(out / "train.h5")
-    with pytest.raises(IncompleteFileError, match="not a complete"):
-        open_prepared(out / "train.h5.partial")
+    with pytest.raises(DatasetError, match="not an HDF5 file"):
+        open_prepared(out / "train.rows.partial")
 
     capsys.readouterr()
     resumed = prepare_split(src, out, "train", workers=1, checkpoint_every=4)
     assert "resuming after 8 of 19 files" in capsys.readouterr().out
     assert_same_prepared_file(resumed, reference)
     assert not (out / "train.checkpoint.npz").exists() and not (out / "train.h5.partial").exists()
+    assert not (out / "train.rows.partial").exists()
     assert (out / "train_skipped.txt").read_text() == (tmp_path / "reference" / "train_skipped.txt").read_text()
 
 
@@ -402,7 +407,7 @@ def test_file_not_marked_complete_is_refused(tmp_path):
     assert not is_complete(tmp_path / "train.h5")
     with pytest.raises(IncompleteFileError, match="not a complete prepared file"):
         open_prepared(tmp_path / "train.h5")
-    with pytest.raises(DatasetError, match="file not found"):
+    with pytest.raises(DatasetError, match="no such prepared file"):
         open_prepared(tmp_path / "val.h5")
 
 

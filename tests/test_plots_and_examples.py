@@ -15,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from conftest import write_split
 from PIL import Image
 
 from tinyalex import AlexNet, Recipe, plots
@@ -40,30 +40,6 @@ def class_images(rng, labels):
     return images.astype(np.uint8)
 
 
-def write_split(path, split, images, labels, wnids=WNIDS, names=NAMES):
-    """A file in the layout datasets/prepare.py writes (see its docstring)."""
-    strings = h5py.string_dtype()
-    with h5py.File(path, "w") as f:
-        f["images"] = images
-        f["labels"] = labels.astype(np.int64)
-        f.create_dataset("filenames", data=[f"{split}_{i}.JPEG" for i in range(len(labels))], dtype=strings)
-        f.create_dataset("wnids", data=wnids, dtype=strings)
-        f.create_dataset("class_names", data=names, dtype=strings)
-        f.create_dataset("skipped", shape=(0,), dtype=strings)
-        if split == "train":
-            pixels = images.reshape(-1, 3).astype(np.float64)
-            covariance = np.cov(pixels, rowvar=False)
-            eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-            order = np.argsort(eigenvalues)[::-1]
-            f["mean_image"] = images.mean(axis=0).astype(np.float32)
-            f["rgb_mean"] = pixels.mean(axis=0)
-            f["rgb_covariance"] = covariance
-            f["rgb_eigenvalues"] = eigenvalues[order]
-            f["rgb_eigenvectors"] = eigenvectors[:, order]
-        f.attrs.update(complete=True, split=split, size=SIZE, num_classes=len(wnids), source=f"made by {__name__}")
-    return path
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A data folder (train.h5, val.h5) and a one-epoch training run on it."""
@@ -72,8 +48,8 @@ def run(tmp_path_factory):
     data = root / "data"
     data.mkdir()
     train_labels, val_labels = np.repeat(np.arange(3), 8), np.tile(np.arange(3), 3)
-    write_split(data / "train.h5", "train", class_images(rng, train_labels), train_labels)
-    write_split(data / "val.h5", "val", class_images(rng, val_labels), val_labels)
+    write_split(data / "train.h5", class_images(rng, train_labels), train_labels, wnids=WNIDS, class_names=NAMES)
+    write_split(data / "val.h5", class_images(rng, val_labels), val_labels, wnids=WNIDS, class_names=NAMES)
     train, val = PreparedSplit(data / "train.h5"), PreparedSplit(data / "val.h5")
     model = AlexNet(devices="cpu", **MODEL)
     trainer = Trainer(model, MODEL, train, val, root / "out", recipe=Recipe(batch_size=4), epochs=1)
@@ -212,8 +188,8 @@ def test_evaluate_finds_train_h5_or_asks_for_it(run, tmp_path):
 
 def test_evaluate_refuses_data_of_other_classes(run, tmp_path):
     labels = np.arange(3)
-    other = write_split(tmp_path / "val.h5", "val", class_images(np.random.default_rng(2), labels), labels,
-                        wnids=["n00000001", "n00000002", "n09999999"])
+    other = write_split(tmp_path / "val.h5", class_images(np.random.default_rng(2), labels), labels,
+                        wnids=["n00000001", "n00000002", "n09999999"], class_names=NAMES)
     done = example("evaluate.py", run["checkpoint"], other, "--devices", "cpu",
                    "--train-h5", run["data"] / "train.h5")
     assert done.returncode != 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training import write_split
+from conftest import write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png"]
@@ -17,9 +17,9 @@ PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.pn
 def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data256")
     rng = np.random.default_rng(0)
-    for split, n, statistics in (("train", 8, True), ("val", 3, False)):
+    for split, n in (("train", 8), ("val", 3)):
         images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
-        write_split(folder / f"{split}.h5", images, np.arange(n) % 3, statistics=statistics)
+        write_split(folder / f"{split}.h5", images, np.arange(n) % 3)
     return folder
 
 
@@ -42,11 +42,15 @@ def test_train_resume_and_refuse_to_overwrite(data, tmp_path):
     again = train("--data", data, "--epochs", "1", "--out", out)
     assert again.returncode != 0 and "--resume" in again.stderr
 
-    resumed = train("--data", data, "--epochs", "2", "--out", out, "--resume")
+    # a new learning rate on resume is applied, said so, and the banner tells the truth
+    resumed = train("--data", data, "--epochs", "2", "--out", out, "--resume", "--lr", "0.005")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from" in resumed.stdout
-    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2]
+    assert "learning rate set to 0.005 by --lr (the checkpoint's was 0.01)" in resumed.stdout
+    assert "recipe: batch 4, lr 0.005," in resumed.stdout
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert lines[0]["lr"] == 0.01 and lines[1]["lr"] == 0.005
 
 
 def test_bad_devices_are_explained(data, tmp_path):

@@ -1,37 +1,29 @@
 """Loading, augmentation, and the training run: checkpoints, resuming, divergence."""
 
+import errno
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+from conftest import write_split
 
-from tinyalex import AlexNet
-from tinyalex.data import (Augmenter, BatchLoader, PreparedSplit, batch_rng, center_position, open_prepared,
-                           ten_crop_positions)
+from tinyalex import AlexNet, DatasetError, IncompleteFileError
+from tinyalex.data import Augmenter, BatchLoader, PreparedSplit, batch_rng, center_position, ten_crop_positions
 from tinyalex.model import paper_gain_weight_std
+from tinyalex import training
 from tinyalex.recipe import Recipe
-from tinyalex.training import (CHECKPOINT, Interrupted, Trainer, TrainingDiverged, load_checkpoint,
-                               save_checkpoint)
+from tinyalex.training import (CHECKPOINT, METRICS, CheckpointError, Interrupted, Trainer, TrainingDiverged,
+                               load_checkpoint, save_checkpoint)
 
 SIZE, CROP = 75, 67
 GEOMETRY = dict(image_size=CROP, channels=(16, 32, 48, 48, 32), hidden=64)
 MODEL = dict(num_classes=3, **GEOMETRY, weight_std=paper_gain_weight_std(**GEOMETRY), positive_bias=0.1, seed=0)
-
-
-def write_split(path, images, labels, statistics=True, complete=True):
-    with h5py.File(path, "w") as f:
-        f["images"] = images
-        f["labels"] = labels
-        f["wnids"] = np.array([b"n0", b"n1", b"n2"])
-        f["class_names"] = np.array([b"zero", b"one", b"two"])
-        if statistics:
-            pixels = images.reshape(-1, 3).astype(np.float64)
-            values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
-            f["mean_image"] = images.mean(axis=0).astype(np.float32)
-            f["rgb_eigenvalues"] = values[::-1]
-            f["rgb_eigenvectors"] = vectors[:, ::-1]
-        f.attrs["complete"] = complete
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +42,7 @@ def data(tmp_path_factory):
         return images, labels
 
     write_split(folder / "train.h5", *make(48))
-    write_split(folder / "val.h5", *make(12), statistics=False)
+    write_split(folder / "val.h5", *make(12))
     return PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
 
 
@@ -58,10 +50,10 @@ def data(tmp_path_factory):
 
 def test_incomplete_file_is_refused(tmp_path):
     write_split(tmp_path / "half.h5", np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2), complete=False)
-    with pytest.raises(ValueError, match="not marked complete"):
-        open_prepared(tmp_path / "half.h5")
-    with pytest.raises(FileNotFoundError, match="datasets.prepare"):
-        open_prepared(tmp_path / "missing.h5")
+    with pytest.raises(IncompleteFileError, match="not a complete prepared file"):
+        PreparedSplit(tmp_path / "half.h5")
+    with pytest.raises(DatasetError, match="datasets/prepare.py"):
+        PreparedSplit(tmp_path / "missing.h5")
 
 
 def test_loader_batches(data):
@@ -219,6 +211,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", crash_halfway)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, {"w": np.arange(5.0)}, {"epoch": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.npz"]  # no half-written scratch file
     arrays, meta = load_checkpoint(path)
     assert meta == {"epoch": 1}
     np.testing.assert_array_equal(arrays["w"], np.arange(3.0))
@@ -235,12 +228,111 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(data, tmp_path):
     assert (tmp_path / CHECKPOINT).read_bytes() == before
 
 
+def blow_up_on_the_last_step(trainer, epoch):
+    """Make the last step of ``epoch`` (0-based) end with NaN weights, as an update that
+    overflows does: the loss checked before that step was still finite."""
+    real_step = trainer.step
+
+    def step(*args):
+        result = real_step(*args)
+        if trainer.epoch == epoch and trainer.batch == len(trainer.loader) - 1:
+            trainer.model.fc8.weight[...] = np.nan
+        return result
+
+    trainer.step = step
+
+
+def test_blow_up_on_an_epochs_last_step_never_replaces_the_checkpoint(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=3)
+    blow_up_on_the_last_step(trainer, epoch=1)
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.train()
+    assert "validation loss became nan" in str(error.value) and "is intact" in str(error.value)
+    _, meta = load_checkpoint(tmp_path / CHECKPOINT)
+    assert meta["epoch"] == 1 and all(np.isfinite(m["val_loss"]) for m in meta["history"])
+    assert [json.loads(line)["epoch"] for line in (tmp_path / METRICS).read_text().splitlines()] == [1]
+
+
+def test_divergence_without_a_checkpoint_says_so(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=2)
+    blow_up_on_the_last_step(trainer, epoch=0)
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.train()
+    assert "intact" not in str(error.value) and "no checkpoint of this run yet" in str(error.value)
+    assert not (tmp_path / CHECKPOINT).exists() and not (tmp_path / METRICS).exists()
+
+
+def test_non_finite_weights_are_never_saved(data, tmp_path):
+    trainer = make_trainer(data, tmp_path, epochs=1)
+    trainer.model.fc8.weight[0, 0] = np.inf
+    with pytest.raises(TrainingDiverged, match="no longer finite"):
+        trainer.save()
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def metrics_epochs(folder):
+    return [json.loads(line)["epoch"] for line in (folder / METRICS).read_text().splitlines()]
+
+
+def test_metrics_agree_with_the_checkpoint_after_a_failed_save(data, tmp_path, monkeypatch):
+    first = make_trainer(data, tmp_path, epochs=3)
+    first.train_epoch()
+    first.end_epoch()
+    real_save = training.save_checkpoint
+
+    def disk_full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training, "save_checkpoint", disk_full)
+    first.train_epoch()
+    with pytest.raises(OSError):
+        first.end_epoch()
+    assert metrics_epochs(tmp_path) == [1] == [m["epoch"] for m in load_checkpoint(tmp_path / CHECKPOINT)[1]["history"]]
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    second = make_trainer(data, tmp_path, epochs=3)
+    second.resume()
+    history = second.train()
+    assert metrics_epochs(tmp_path) == [1, 2, 3]
+    assert [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()] == history
+
+
+def test_metrics_agree_with_the_checkpoint_after_a_kill_while_saving(data, tmp_path):
+    """A real SIGKILL half-way through writing the checkpoint of epoch 2."""
+    train, val = data
+    script = textwrap.dedent(f"""
+        import os, signal
+        import numpy as np
+        from test_training import make_trainer
+        from tinyalex.data import PreparedSplit
+        real_savez, saves = np.savez, []
+        def savez(file, **arrays):
+            saves.append(1)
+            if len(saves) == 2:
+                file.write(b"PK half a checkpoint")
+                file.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            real_savez(file, **arrays)
+        np.savez = savez
+        data = PreparedSplit({str(train.path)!r}), PreparedSplit({str(val.path)!r})
+        make_trainer(data, {str(tmp_path)!r}, epochs=3).train()
+    """)
+    environment = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    killed = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert metrics_epochs(tmp_path) == [1] == [m["epoch"] for m in load_checkpoint(tmp_path / CHECKPOINT)[1]["history"]]
+    resumed = make_trainer(data, tmp_path, epochs=3)
+    resumed.resume()
+    history = resumed.train()
+    assert [json.loads(line) for line in (tmp_path / METRICS).read_text().splitlines()] == history
+    assert metrics_epochs(tmp_path) == [1, 2, 3]
+
+
 def test_resume_refuses_another_model(data, tmp_path):
     make_trainer(data, tmp_path, epochs=1).train()
     train, val = data
     other = dict(MODEL, hidden=32)
     trainer = Trainer(AlexNet(devices="cpu", **other), other, train, val, tmp_path, recipe=Recipe(batch_size=8))
-    with pytest.raises(ValueError, match="different model"):
+    with pytest.raises(CheckpointError, match="different model"):
         trainer.resume()
 
 

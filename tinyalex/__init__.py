@@ -5,6 +5,7 @@ the model is the paper's two columns; the optimizer is the paper's update rule.
 """
 
 from .backend import default_device, gpu_available, to_device, to_numpy
+from .datasets.errors import DatasetError, IncompleteFileError
 from .layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh)
 from .model import AlexNet
 from .recipe import PAPER, Recipe
@@ -12,6 +13,6 @@ from .sgd import SGD, PlateauSchedule
 
 __version__ = "0.1.0"
 
-__all__ = ["AlexNet", "Conv2D", "Dropout", "Flatten", "LRN", "Linear", "MaxPool2D", "PAPER",
-           "PlateauSchedule", "ReLU", "Recipe", "SGD", "SoftmaxCrossEntropy", "Tanh",
+__all__ = ["AlexNet", "Conv2D", "DatasetError", "Dropout", "Flatten", "IncompleteFileError", "LRN", "Linear",
+           "MaxPool2D", "PAPER", "PlateauSchedule", "ReLU", "Recipe", "SGD", "SoftmaxCrossEntropy", "Tanh",
            "default_device", "gpu_available", "to_device", "to_numpy"]

@@ -1,9 +1,10 @@
 """Feeding the network: minibatches from the prepared HDF5 files, and the paper's
 augmentation (sections 2 and 4.1).
 
-The files hold 256 x 256 RGB images as uint8 (``datasets/prepare.py`` writes them).
-:class:`BatchLoader` reads random minibatches in a background thread, so the disk works
-while the GPU does; :func:`augment` then turns a batch into network input on the training
+The files hold 256 x 256 RGB images as uint8 (:mod:`tinyalex.datasets.prepared` gives
+their layout; ``python datasets/prepare.py`` writes them). :class:`BatchLoader` reads
+random minibatches in a background thread, so the disk works while the GPU does;
+:meth:`Augmenter.train_batch` then turns a batch into network input on the training
 device:
 
 * a random 227 x 227 crop of each 256 x 256 image, flipped left-right with probability 1/2;
@@ -12,8 +13,8 @@ device:
 * subtraction of the mean training image (the only preprocessing the paper does).
 
 The result is float32 NCHW on the 0..255 scale, minus the mean. Evaluation takes the
-centre crop (:func:`center_crop`) or averages the softmax over ten crops
-(:func:`ten_crops`: four corners, the centre and their mirror images).
+centre crop (:meth:`Augmenter.center_crop`) or averages the softmax over ten crops
+(:meth:`Augmenter.ten_crops`: four corners, the centre and their mirror images).
 
 Every random draw comes from a generator seeded with (seed, epoch, batch): a run that is
 stopped and resumed sees exactly the batches and augmentations of one that was not.
@@ -21,39 +22,23 @@ stopped and resumed sees exactly the batches and augmentations of one that was n
 
 import queue
 import threading
-from pathlib import Path
 
-import h5py
 import numpy as np
 
 from .backend import array_module, on_device, to_device
+from .datasets.prepared import open_prepared
 
 CROP = 227
 PCA_NOISE_STD = 0.1  # the standard deviation of a_i (section 4.1)
 
 
-def is_complete(path):
-    """True if ``path`` is a prepared HDF5 file marked complete. The preparation sets the
-    ``complete`` attribute last, so a file cut short is never taken for a finished one."""
-    try:
-        with h5py.File(path, "r") as f:
-            return bool(f.attrs.get("complete", False))
-    except OSError:  # missing, or not an HDF5 file
-        return False
-
-
-def open_prepared(path):
-    """Open a prepared HDF5 file for reading; refuse one whose preparation did not finish."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such prepared data file (make one with python -m datasets.prepare)")
-    if not is_complete(path):
-        raise ValueError(f"{path} is not marked complete: its preparation did not finish. "
-                         "Run python -m datasets.prepare again to finish it.")
-    return h5py.File(path, "r")
-
-
 class PreparedSplit:
-    """One prepared split (train.h5 or val.h5): images, labels, class names, statistics."""
+    """One prepared split (train.h5 or val.h5): images, labels, class names, statistics.
+
+    ``stored_size`` is the side S of the stored images (256 for the paper), not the side of
+    the crops the network sees (``AlexNet.image_size``, 227). Raises DatasetError (or its
+    IncompleteFileError) for a missing, unfinished or foreign file.
+    """
 
     def __init__(self, path):
         self.path = path
@@ -62,7 +47,7 @@ class PreparedSplit:
         self.labels = self.file["labels"][...]                # (N,) int64, in memory
         self.wnids = list(self.file["wnids"].asstr()[...])
         self.class_names = list(self.file["class_names"].asstr()[...])
-        self.image_size = self.images.shape[1]
+        self.stored_size = self.images.shape[1]
 
     def __len__(self):
         return len(self.labels)

@@ -3,16 +3,19 @@ schedule, checkpoints, and resuming.
 
 One training step is the paper's loop body::
 
-    x = augment(batch)                       # random crop, flip, PCA colour noise, minus mean
+    x = augmenter.train_batch(batch, rng)    # random crop, flip, PCA colour noise, minus mean
     loss = softmax_cross_entropy(model.forward(x), labels)
     model.backward(d loss / d logits)        # fills every gradient
     sgd.step(model.parameters())             # v <- 0.9 v - 0.0005 lr w - lr dL/dw; w <- w + v
 
 After each epoch the validation error drives :class:`~tinyalex.sgd.PlateauSchedule`, and
 everything needed to continue -- parameters, momentum, schedule, position, dropout
-streams, metrics -- goes into one checkpoint file, written atomically. Ctrl-C finishes the
-step in progress, writes a checkpoint and stops; ``resume`` continues from it and gives
-the same result as a run that was never stopped.
+streams, metrics -- goes into one checkpoint file, written atomically, and only after the
+weights and the validation loss are checked to be finite: a diverged model never replaces
+a good checkpoint. ``metrics.jsonl`` is rewritten from the checkpoint's history after each
+save and on resume, so the two always agree. Ctrl-C finishes the step in progress, writes a
+checkpoint and stops; ``resume`` continues from it and gives the same result as a run that
+was never stopped.
 """
 
 import json
@@ -30,7 +33,7 @@ from .data import Augmenter, BatchLoader, batch_rng
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
 from .model import AlexNet
-from .progress import Progress
+from .progress import progress_bar
 from .recipe import PAPER
 from .sgd import SGD, PlateauSchedule
 
@@ -46,6 +49,10 @@ class Interrupted(Exception):
     """Training stopped on Ctrl-C after writing a checkpoint."""
 
 
+class CheckpointError(Exception):
+    """A checkpoint that is missing, damaged, not a checkpoint, or of another model or data."""
+
+
 # Checkpoints -------------------------------------------------------------------------------
 
 def save_checkpoint(path, arrays, meta):
@@ -57,24 +64,54 @@ def save_checkpoint(path, arrays, meta):
     """
     path = Path(path)
     scratch = path.with_name(path.name + ".writing")
-    with open(scratch, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(scratch, path)
+    try:
+        with open(scratch, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)  # a save that failed (a full disk) leaves no half file
 
 
 def load_checkpoint(path):
-    """(arrays, meta) from a file written by :func:`save_checkpoint`."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {key: f[key] for key in f.files if key != "meta"}
-        meta = json.loads(str(f["meta"]))
+    """(arrays, meta) from a file written by :func:`save_checkpoint`.
+
+    Raises CheckpointError, with a one-line reason, for a missing file and for anything
+    that is not a whole checkpoint (cut short, another kind of file). Never loads pickled
+    objects: a file of unknown origin could run code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files if key != "meta"}
+            meta = json.loads(str(f["meta"]))
+    except Exception as error:  # BadZipFile, EOFError, ValueError, KeyError, ...: all mean "not a checkpoint"
+        raise CheckpointError(f"{path} is not a readable tinyalex checkpoint ({type(error).__name__}): it is "
+                              "cut short or another kind of file") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a tinyalex checkpoint (its metadata is not a dictionary)")
     return arrays, meta
+
+
+def write_metrics(path, history):
+    """Writes ``history`` (one dict per epoch) as JSON lines to ``path``, atomically."""
+    path = Path(path)
+    scratch = path.with_name(path.name + ".writing")
+    try:
+        scratch.write_text("".join(json.dumps(metrics) + "\n" for metrics in history))
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def model_from_checkpoint(path, devices=None):
     """Rebuild the trained model of a checkpoint (for evaluation and prediction)."""
     arrays, meta = load_checkpoint(path)
+    if "model" not in meta:
+        raise CheckpointError(f"{path} is not a checkpoint of a training run (it has no model settings)")
     model = AlexNet(devices=devices, **meta["model"])
     model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
     return model, meta
@@ -94,7 +131,7 @@ def evaluate(model, split, augmenter, batch_size, ten_crop=True, description="va
     loss_fn = SoftmaxCrossEntropy()
     errors = {"center": {1: 0, 5: 0}, "ten_crop": {1: 0, 5: 0}}
     loss_sum = 0.0
-    with Progress(len(split), description, unit="img") as progress:
+    with progress_bar(len(split), description, unit="img") as progress:
         for _, (images, labels) in loader.epoch(0):
             logits = model.forward(augmenter.center_crop(images), train=False)
             loss_sum += loss_fn.forward(logits, labels, train=False) * len(labels)
@@ -185,7 +222,7 @@ class Trainer:
         start = time.perf_counter()
         description = f"epoch {self.epoch + 1}/{self.max_epochs}"
         size = self.recipe.batch_size
-        with Progress(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
+        with progress_bar(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
             for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
                 loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
@@ -193,7 +230,8 @@ class Trainer:
                 r["loss"] += loss * len(labels)
                 r["correct"] += correct
                 r["images"] += len(labels)
-                progress.update(len(labels), loss=r["loss"] / r["images"], acc=r["correct"] / r["images"])
+                progress.set_postfix(loss=r["loss"] / r["images"], acc=r["correct"] / r["images"], refresh=False)
+                progress.update(len(labels))
                 if self.stop_requested:
                     break
         self.running["seconds"] += time.perf_counter() - start
@@ -204,14 +242,21 @@ class Trainer:
         logits = self.model.forward(x, train=True)
         loss = self.loss.forward(logits, labels)
         if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}. Nothing was "
-                f"written; the last good checkpoint in {self.out_dir} is intact. A smaller learning "
-                "rate (the paper's is 0.01) or the smaller positive bias (0.1) usually helps.")
+            raise self.diverged(f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}")
         self.model.backward(self.loss.backward())
         self.sgd.step(self.model.parameters())
         correct = int((to_numpy(logits).argmax(axis=1) == labels).sum())
         return loss, correct
+
+    def diverged(self, what):
+        """The TrainingDiverged error for ``what`` happened, saying truly what is on disk."""
+        checkpoint = self.out_dir / CHECKPOINT
+        if checkpoint.exists():
+            kept = f"Nothing was written; the last good checkpoint, {checkpoint}, is intact."
+        else:
+            kept = "Nothing was written, and there is no checkpoint of this run yet."
+        return TrainingDiverged(f"{what}. {kept} A smaller learning rate (the paper's is 0.01) or the smaller "
+                                "positive bias (0.1) usually helps.")
 
     def end_epoch(self):
         validate_ten = self.ten_crop_every > 0 and (self.epoch + 1) % self.ten_crop_every == 0
@@ -222,22 +267,29 @@ class Trainer:
                    "train_loss": r["loss"] / r["images"], "train_top1_error": 100 * (1 - r["correct"] / r["images"]),
                    "train_images_per_second": r["images"] / r["seconds"], "train_seconds": r["seconds"],
                    **{f"val_{k}": v for k, v in val.items()}}
+        # A blow-up on the epoch's last step passes the loss check of every step before it.
+        if not math.isfinite(val["loss"]):
+            raise self.diverged(f"the validation loss became {val['loss']} after epoch {self.epoch + 1}")
         self.sgd.lr = self.schedule.step(val["top1_error"])
         metrics["lr_next"] = self.sgd.lr
         self.history.append(metrics)
-        with open(self.out_dir / METRICS, "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        print(format_metrics(metrics), flush=True)
         self.epoch, self.batch = self.epoch + 1, 0
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
         self.save()
+        print(format_metrics(metrics), flush=True)
         if self.after_epoch is not None:
             self.after_epoch(self)
 
     # Checkpoints ---------------------------------------------------------------------------
 
     def save(self):
-        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        """Writes the checkpoint, then metrics.jsonl from its history; refuses non-finite weights."""
+        weights = self.model.state_dict()
+        broken = [name for name, w in weights.items() if not np.isfinite(w).all()]
+        if broken:
+            raise self.diverged(f"the weights of {', '.join(broken[:3])} are no longer finite "
+                                f"(epoch {self.epoch + 1}, batch {self.batch})")
+        arrays = {f"model/{k}": v for k, v in weights.items()}
         sgd_state = self.sgd.state_dict()
         arrays.update({f"velocity/{k}": v for k, v in sgd_state.pop("velocity").items()})
         meta = {"model": self.model_config, "sgd": sgd_state, "schedule": self.schedule.state_dict(),
@@ -246,17 +298,25 @@ class Trainer:
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
                 "classes": self.train_split.wnids}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
+        # metrics.jsonl follows the checkpoint: a stop between the two leaves it one epoch
+        # behind, and resume rewrites it from the checkpoint.
+        write_metrics(self.out_dir / METRICS, self.history)
 
     def resume(self, path=None):
-        """Continue from a checkpoint (by default the one in ``out_dir``)."""
-        arrays, meta = load_checkpoint(path or self.out_dir / CHECKPOINT)
-        if meta["model"] != self.model_config:
-            raise ValueError(f"the checkpoint is of a different model: {meta['model']}, not {self.model_config}")
+        """Continue from a checkpoint (by default the one in ``out_dir``); CheckpointError if it
+        is missing, damaged, or of another model, data, seed or batch size."""
+        path = Path(path or self.out_dir / CHECKPOINT)
+        if not path.exists():
+            raise CheckpointError(f"{path} does not exist, so there is nothing to resume; "
+                                  "start a new run without --resume")
+        arrays, meta = load_checkpoint(path)
+        if meta.get("model") != self.model_config:
+            raise CheckpointError(f"{path} is of a different model: {meta.get('model')}, not {self.model_config}")
         if meta["classes"] != self.train_split.wnids:
-            raise ValueError("the checkpoint was trained on other classes than this data set's")
+            raise CheckpointError(f"{path} was trained on other classes than this data set's")
         if meta["seed"] != self.seed or meta["batch_size"] != self.recipe.batch_size:
-            raise ValueError(f"resume with the seed and batch size of the checkpoint "
-                             f"(seed {meta['seed']}, batch size {meta['batch_size']})")
+            raise CheckpointError(f"resume with the seed and batch size of {path} "
+                                  f"(seed {meta['seed']}, batch size {meta['batch_size']})")
         self.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
         velocity = {k[len("velocity/"):]: v for k, v in arrays.items() if k.startswith("velocity/")}
         self.sgd.load_state_dict({**meta["sgd"], "velocity": velocity}, self.model.parameters())
@@ -265,6 +325,7 @@ class Trainer:
         self.running, self.history = meta["running"], meta["history"]
         for name, layer in self.model.dropout_layers():
             layer.calls = meta["dropout_calls"][name]
+        write_metrics(self.out_dir / METRICS, self.history)  # drops lines of epochs the checkpoint lacks
         return meta
 
 

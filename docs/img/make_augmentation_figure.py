@@ -10,7 +10,6 @@ training program runs: its random training crops and mirror images, its ten test
 and its PCA colour shifts, with the colour statistics of a sample of the built-in images.
 """
 
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -20,11 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from datasets.images import resize_and_crop  # noqa: E402
-from datasets.synthetic import CLASSES, MONTAGE, image_rng, render  # noqa: E402
 from tinyalex.data import CROP, Augmenter, ten_crop_positions  # noqa: E402
+from tinyalex.datasets.images import resize_and_crop  # noqa: E402
+from tinyalex.datasets.synthetic import CLASSES, MONTAGE, image_rng, render  # noqa: E402
 
 HERE = Path(__file__).parent
 SIZE = 256
@@ -129,7 +126,7 @@ def main():
             # 256 colours are plenty for crops and keep the file small; not for the colour
             # shifts, whose few levels a palette could round away
             Image.open(HERE / name).convert("RGB").quantize(256).save(HERE / name, optimize=True)
-        print(f"wrote {(HERE / name).relative_to(ROOT)}")
+        print(f"wrote {HERE / name}")
 
 
 if __name__ == "__main__":

@@ -8,19 +8,15 @@ The shapes written in the picture are not typed in by hand: the script runs one 
 through AlexNet(devices="cpu") and reads them from model.activation_shapes().
 """
 
-import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from tinyalex import AlexNet
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from tinyalex import AlexNet  # noqa: E402
+plt.switch_backend("Agg")  # a file, never a window
 
 OUTPUT = Path(__file__).with_name("columns.png")
 
@@ -110,7 +106,7 @@ def main():
     fig.suptitle("tinyalex.AlexNet: two columns, four crossings (shapes for N images of 227 x 227)",
                  fontsize=11, y=0.98)
     fig.savefig(OUTPUT, dpi=120, bbox_inches="tight")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    print(f"wrote {OUTPUT}")
 
 
 if __name__ == "__main__":

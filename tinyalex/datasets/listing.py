@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets.errors import DatasetError
+from .errors import DatasetError
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 CLASS_NAME_FILES = ("synset_words.txt", "words.txt")

@@ -1,0 +1,124 @@
+"""The prepared file: one HDF5 file per split, the only format the trainer reads.
+
+Layout of OUT_DIR/<split>.h5 (N images, S = stored size, 256 for the paper, K classes):
+
+    dataset            shape          dtype     contents
+    images             (N, S, S, 3)   uint8     RGB; shorter side scaled to S, then the
+                                                central S x S crop (images.py). One image
+                                                per chunk, no compression, so reading one
+                                                image reads exactly its bytes.
+    labels             (N,)           int64     class index 0..K-1, into `wnids`
+    filenames          (N,)           string    source file of each image, relative to SRC/<split>
+    wnids              (K,)           string    the sorted folder names of SRC/train
+    class_names        (K,)           string    readable names (the wnids if SRC has no words file)
+    skipped            (M,)           string    "path<TAB>reason" for each file left out
+
+    train.h5 only (stats.py; all on the 0..255 scale of the pixels):
+    mean_image         (S, S, 3)      float32   mean over training images, per pixel and channel
+    rgb_mean           (3,)           float64   mean R, G, B over all training pixels
+    rgb_covariance     (3, 3)         float64   covariance of R, G, B over all training pixels
+    rgb_eigenvalues    (3,)           float64   its eigenvalues, largest first, in levels^2
+    rgb_eigenvectors   (3, 3)         float64   unit eigenvectors as COLUMNS: [:, i] goes with value i
+
+    attributes: complete (True), split ("train"/"val"), size (S), num_classes (K),
+                source (the SRC/<split> folder as given)
+
+h5py returns the string datasets as bytes; read them with `f["wnids"].asstr()[...]`.
+
+"Complete" means complete: :func:`write_prepared` writes the whole file under the name
+<split>.h5.partial, sets the ``complete`` attribute last, and only then renames it to
+<split>.h5. So a file named <split>.h5 with ``complete`` set holds every image, and
+:func:`open_prepared` refuses anything else.
+"""
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import DatasetError, IncompleteFileError
+
+PREPARE_COMMAND = "python datasets/prepare.py SRC OUT_DIR"
+STATISTICS = ("mean_image", "rgb_mean", "rgb_covariance", "rgb_eigenvalues", "rgb_eigenvectors")
+
+
+def partial_path(path):
+    """Where a prepared file is written before it is complete: <split>.h5.partial."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def is_complete(path):
+    """True if ``path`` is a prepared HDF5 file marked complete."""
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False))
+    except OSError:  # missing, or not an HDF5 file
+        return False
+
+
+def open_prepared(path):
+    """Opens a prepared file for reading -> h5py.File; refuses a missing or unfinished one.
+
+    Raises IncompleteFileError if the preparation did not finish, DatasetError if there is
+    no such file or it is not a prepared file at all.
+    """
+    path = Path(path)
+    if not path.exists():
+        if any(path.parent.glob(path.stem + ".*partial")):
+            raise IncompleteFileError(f"{path}: its preparation was interrupted; run {PREPARE_COMMAND} "
+                                      "again to finish it")
+        raise DatasetError(f"{path}: no such prepared file; make one with {PREPARE_COMMAND}")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not a prepared file")
+    try:
+        file = h5py.File(path, "r")
+    except OSError:
+        raise DatasetError(f"{path} is not an HDF5 file; prepare the images with {PREPARE_COMMAND}") from None
+    if not file.attrs.get("complete", False):
+        file.close()
+        raise IncompleteFileError(f"{path} is not a complete prepared file (its 'complete' attribute is not "
+                                  f"set); run {PREPARE_COMMAND} again")
+    missing = [name for name in ("images", "labels", "wnids", "class_names") if name not in file]
+    if missing:
+        file.close()
+        raise DatasetError(f"{path} is marked complete but lacks {', '.join(missing)}: not a tinyalex "
+                           "prepared file")
+    return file
+
+
+def write_prepared(path, images, labels, filenames, wnids, class_names, *, split, source="", skipped=(),
+                   statistics=None, complete=True):
+    """Writes a whole prepared file -> its path, through <split>.h5.partial and a rename.
+
+    images: uint8 (N, S, S, 3), an array or anything that yields such blocks in order
+        (a tuple ``(shape, blocks)``, so that a large split never has to fit in memory).
+    labels: (N,) ints; filenames: N strings; wnids, class_names: K strings.
+    statistics: None, or a dict with the arrays named in STATISTICS (train split only).
+    complete: False writes a file that readers refuse (for tests of that refusal).
+    """
+    path = Path(path)
+    partial = partial_path(path)
+    shape, blocks = images if isinstance(images, tuple) else (images.shape, [images])
+    strings = h5py.string_dtype()
+    with h5py.File(partial, "w") as f:
+        f.attrs.update(complete=False, split=split, size=shape[1], num_classes=len(wnids), source=str(source))
+        stored = f.create_dataset("images", shape=shape, dtype=np.uint8, chunks=(1,) + tuple(shape[1:]))
+        row = 0
+        for block in blocks:
+            stored[row:row + len(block)] = block
+            row += len(block)
+        if row != shape[0]:
+            raise ValueError(f"{row} images given for a file of {shape[0]}")
+        f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
+        for name, texts in (("filenames", filenames), ("wnids", wnids), ("class_names", class_names),
+                            ("skipped", skipped)):
+            f.create_dataset(name, data=np.array(list(texts), dtype=strings))
+        for name, data in (statistics or {}).items():
+            f.create_dataset(name, data=data)
+        f.attrs["complete"] = complete  # last: a file cut short is never marked complete
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())  # the bytes are on disk before the name says "finished"
+    os.replace(partial, path)
+    return path
