@@ -4,11 +4,16 @@
     python examples/train_imagenet.py --data DIR            # DIR/train.h5 and DIR/val.h5 (prepared)
     python examples/train_imagenet.py --imagenet ILSVRC/    # prepares ILSVRC/train and ILSVRC/val first
     python examples/train_imagenet.py --resume --out runs/alexnet
+    mpirun -n 4 python examples/train_imagenet.py --data DIR   # 4 processes, one model (docs/distributed.md)
 
 Defaults are the paper's recipe: batch 128, learning rate 0.01 divided by 10 when the
 validation error stops improving (three times, then stop), momentum 0.9, weight decay
 0.0005, at most 90 epochs. Everything lands in --out: checkpoint.npz (after every epoch
 and on Ctrl-C), metrics.jsonl (one line per epoch) and the plots.
+
+Under mpirun, the N processes train one model on shares of every batch (the batch and the
+learning rate stay as given); process l of a machine takes the GPU(s) --devices names
+shifted by l (by 2l for two columns per process); only process 0 prints and writes.
 """
 
 import argparse
@@ -24,8 +29,8 @@ from tinyalex import PAPER, AlexNet  # noqa: E402
 from tinyalex.backend import keep_freed_memory, parse_devices  # noqa: E402
 from tinyalex.model import paper_gain_weight_std  # noqa: E402
 from tinyalex.data import PreparedSplit  # noqa: E402
-from tinyalex import plots  # noqa: E402
-from tinyalex.training import CHECKPOINT, Interrupted, Trainer, TrainingDiverged, evaluate  # noqa: E402
+from tinyalex import distributed, plots  # noqa: E402
+from tinyalex.training import CHECKPOINT, Interrupted, Trainer, TrainingDiverged  # noqa: E402
 
 # The paper's AlexNet needs days on two GPUs. With no data given, tinyalex trains a
 # smaller net of the same structure on the built-in data set, sized so that a 2-core CPU
@@ -103,8 +108,14 @@ def prepare_data(args):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
+    comm = distributed.launch()    # one process alone, or one of several started by mpirun
+    distributed.quiet_unless_root(comm)
     keep_freed_memory()  # every step frees and reallocates the same large arrays: reuse their pages
+    if not comm.is_root:           # rank 0 prepares the data; the others open it when it is ready
+        comm.barrier()
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
+    if comm.is_root:
+        comm.barrier()
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every
     elif ten_crop_every is None:
@@ -126,20 +137,30 @@ def main(argv=None):
         devices = parse_devices(args.devices)
     except ValueError as error:
         raise SystemExit(f"--devices {error}")
+    try:
+        devices = distributed.process_devices(devices, comm.local_rank)
+    except ValueError as error:
+        raise SystemExit(f"--devices {args.devices}: {error}")
+    comm = distributed.for_devices(comm, devices)  # NCCL for the gradients when they are on GPUs
     model = AlexNet(devices=devices, **model_config)
     print(f"{model}: {model.num_parameters():,} parameters; {len(train):,} training and {len(val):,} "
           f"validation images in {train.num_classes} classes")
     print(f"recipe: batch {recipe.batch_size}, lr {recipe.learning_rate}, momentum {recipe.momentum}, "
           f"weight decay {recipe.weight_decay}, at most {epochs} epochs; output in {args.out}")
+    if comm.size > 1:
+        shares = sorted({stop - start for start, stop in
+                         (distributed.batch_share(recipe.batch_size, r, comm.size) for r in range(comm.size))})
+        print(f"{comm.size} processes ({comm.name} all-reduce), each training on "
+              f"{' or '.join(map(str, shares))} images of every batch of {recipe.batch_size}")
 
     # the curves are redrawn after every epoch; the slower pictures once, at the end
     redraw_curves = None if args.no_plots else (lambda t: plots.plot_curves(t.history, t.out_dir / "curves.png"))
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
-                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves)
+                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm)
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-    elif (args.out / CHECKPOINT).exists():
+    elif comm.broadcast((args.out / CHECKPOINT).exists()):  # rank 0's disk decides
         raise SystemExit(f"{args.out / CHECKPOINT} exists: add --resume to continue it, or choose another --out")
 
     try:
@@ -153,8 +174,10 @@ def main(argv=None):
         return 1
     last = history[-1] if history else {}
     if last and "val_top1_error_10crop" not in last:
-        final = evaluate(model, val, trainer.augmenter, recipe.batch_size, ten_crop=True, description="ten crops")
+        final = trainer.validate(ten_crop=True, description="ten crops")
         last.update({f"val_{k}": v for k, v in final.items()})
+    if not comm.is_root:
+        return 0
     if last and not args.no_plots:
         paths = plots.draw_all(model, history, train, val, trainer.augmenter, args.out)
         print("pictures: " + ", ".join(str(p) for p in paths.values()))
@@ -167,4 +190,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(distributed.run_or_abort(main))

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from distributed_worker import WORKER_MODEL, final_state, make_trainer
-from test_training import data  # noqa: F401  (the tiny prepared data set, a fixture)
+from test_train_example import PICTURES
+from test_training import data, write_split  # noqa: F401  (data: the tiny prepared data set, a fixture)
 
 from tinyalex import AlexNet
 from tinyalex.data import Augmenter, BatchLoader, batch_rng
@@ -126,19 +127,25 @@ def test_launcher_detection(monkeypatch):
 
 # Two processes under mpirun ----------------------------------------------------------------
 
-def mpirun(data_dir, out, *args, processes=2, timeout=120):
-    """Run tests/distributed_worker.py on ``processes`` CPU processes; (result, seconds)."""
+def mpiexec_or_skip():
+    """The mpiexec to start processes with; skips the test where the mpi extra is missing."""
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         pytest.skip('mpi4py is not installed (pip install -e ".[mpi]")')
     if MPIEXEC is None:
         pytest.skip("no mpiexec found (the mpich wheel of the mpi extra provides one)")
+    return MPIEXEC
+
+
+def mpirun(data_dir, out, *args, processes=2, timeout=120):
+    """Run tests/distributed_worker.py on ``processes`` CPU processes; (result, seconds)."""
+    mpiexec = mpiexec_or_skip()
     out.mkdir(parents=True, exist_ok=True)
     # one BLAS thread per process: two processes share two cores
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(TESTS))
-    command = [MPIEXEC, "-n", str(processes), sys.executable, str(TESTS / "distributed_worker.py"),
+    command = [mpiexec, "-n", str(processes), sys.executable, str(TESTS / "distributed_worker.py"),
                str(data_dir), str(out), *map(str, args)]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
@@ -221,3 +228,56 @@ def test_an_error_in_one_process_ends_the_run(data, tmp_path):
     assert "process 1 of 2 stopped" in result.stderr and "an error on purpose" in result.stderr
     assert seconds < 60
     assert not (tmp_path / "rank0.npz").exists()   # process 0 did not go on training alone
+
+
+def test_train_imagenet_under_mpirun(tmp_path):
+    """The example program on 2 processes: one model, one voice, one set of files."""
+    mpiexec = mpiexec_or_skip()
+    rng = np.random.default_rng(0)
+    for split, n, statistics in (("train", 8, True), ("val", 3, False)):
+        images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
+        write_split(tmp_path / f"{split}.h5", images, np.arange(n) % 3, statistics=statistics)
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    command = [mpiexec, "-n", "2", sys.executable, str(TESTS.parent / "examples" / "train_imagenet.py"),
+               "--data", str(tmp_path), "--devices", "cpu", "--batch-size", "4", "--ten-crop-every", "0",
+               "--epochs", "1", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("2 processes (MPI all-reduce), each training on 2 images of every batch of 4") == 1
+    assert result.stdout.count("done in") == 1                      # only rank 0 speaks
+    for name in ["checkpoint.npz", "metrics.jsonl", "summary.json", *PICTURES]:
+        assert (out / name).stat().st_size > 0, name
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["val_top1_error_10crop"] <= 100           # the final ten-crop validation, combined
+
+
+@pytest.mark.gpu
+def test_nccl_all_reduce_of_one_process_on_a_gpu():
+    """NCCL's side on a real GPU: a communicator of one process (started without mpirun,
+    MPI's world is this process alone) sums the gradient buffer in place to itself, and
+    allreduce_gradients packs, sums and unpacks the gradients of a model on the GPU."""
+    pytest.importorskip("mpi4py", reason='mpi4py is not installed (pip install -e ".[mpi]")')
+    import cupy
+    from mpi4py import MPI
+
+    from tinyalex.distributed import NcclCommunicator
+
+    comm = NcclCommunicator(0, MPI.COMM_WORLD)
+    assert comm.size == 1 and comm.gpu_comm is not None
+    for dtype in (np.float32, np.float64):
+        with cupy.cuda.Device(0):
+            buffer = cupy.arange(1000, dtype=dtype)
+        comm.sum_in_place(buffer)
+        cupy.cuda.Device(0).synchronize()
+        np.testing.assert_array_equal(cupy.asnumpy(buffer), np.arange(1000, dtype=dtype))
+    model = AlexNet(devices=0, **WORKER_MODEL)
+    x = np.random.default_rng(0).normal(size=(2, 3, 67, 67))
+    model.forward(x)
+    model.backward(cupy.ones((2, 3), dtype=np.float64))
+    before = {name: cupy.asnumpy(grad) for name, _, grad in model.parameters()}
+    comm.size = 2                     # pretend there is a second process: the packing path runs
+    comm.allreduce_gradients(model.parameters())
+    for name, _, grad in model.parameters():
+        np.testing.assert_array_equal(cupy.asnumpy(grad), before[name], err_msg=name)

@@ -192,10 +192,10 @@ class Communicator:
                 offset += grad.size
 
     def _buffer(self, xp, count, dtype):
-        # kept from step to step: the same hundreds of megabytes are needed every time
-        cached = getattr(self, "_gradient_buffer", None)
+        # kept from step to step (as gradient_buffer): the same hundreds of megabytes every time
+        cached = getattr(self, "gradient_buffer", None)
         if cached is None or cached.size != count or cached.dtype != dtype or get_array_module(cached) is not xp:
-            self._gradient_buffer = cached = xp.empty(count, dtype=dtype)
+            self.gradient_buffer = cached = xp.empty(count, dtype=dtype)
         return cached
 
     def sum_in_place(self, buffer):
@@ -255,10 +255,8 @@ class Communicator:
                                "the copies of the model went apart")
 
     def allgather(self, value):
+        """Every process's ``value``, in rank order, on every process."""
         return [value]
-
-    def abort(self, code=1):
-        sys.exit(code)
 
     def __repr__(self):
         return f"{type(self).__name__}(rank {self.rank} of {self.size}, local rank {self.local_rank})"
@@ -300,9 +298,6 @@ class MpiCommunicator(Communicator):
     def allgather(self, value):
         return self.mpi.allgather(value)
 
-    def abort(self, code=1):
-        self.mpi.Abort(code)
-
 
 class NcclCommunicator(MpiCommunicator):
     """Processes on GPUs: MPI for everything but the gradient all-reduce, which NCCL does
@@ -318,6 +313,9 @@ class NcclCommunicator(MpiCommunicator):
     def __init__(self, device, mpi_comm=None):
         super().__init__(mpi_comm)
         from cupy.cuda import nccl
+        if not nccl.available:
+            raise RuntimeError("CuPy finds no NCCL library on this machine: install NCCL for your CUDA version "
+                               "(for example pip install nvidia-nccl-cu12), or train on the CPU with --devices cpu")
         self.nccl, self.device = nccl, device
         unique_id = self.broadcast(nccl.get_unique_id() if self.is_root else None)
         with on_device(device):
