@@ -28,11 +28,12 @@ from test_training import MODEL
 WORKER_MODEL = dict(MODEL, dtype="float64")
 
 
-def make_trainer(data, out, batch_size, epochs, communicator=None):
+def make_trainer(data, out, batch_size, epochs, communicator=None, dtype="float64"):
     train, val = PreparedSplit(Path(data) / "train.h5"), PreparedSplit(Path(data) / "val.h5")
-    model = AlexNet(devices="cpu", **WORKER_MODEL)
+    config = dict(WORKER_MODEL, dtype=dtype)
+    model = AlexNet(devices="cpu", **config)
     recipe = Recipe(batch_size=batch_size, learning_rate=0.01, patience=2)
-    return Trainer(model, WORKER_MODEL, train, val, out, recipe=recipe, epochs=epochs, communicator=communicator)
+    return Trainer(model, config, train, val, out, recipe=recipe, epochs=epochs, communicator=communicator)
 
 
 def final_state(trainer):
@@ -62,6 +63,7 @@ def main(argv=None):
     p.add_argument("out", type=Path)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--dtype", default="float64")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-after", type=int, nargs=2, metavar=("EPOCH", "BATCH"),
                    help="process 1 alone asks to stop (as Ctrl-C does) after this step (0-based epoch, 1-based batch)")
@@ -70,7 +72,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     comm = launch()
-    trainer = make_trainer(args.data, args.out, args.batch_size, args.epochs, communicator=comm)
+    trainer = make_trainer(args.data, args.out, args.batch_size, args.epochs, communicator=comm, dtype=args.dtype)
     if args.resume:
         trainer.resume()
     if comm.rank == 1 and args.stop_after:

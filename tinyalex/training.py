@@ -133,7 +133,8 @@ class Trainer:
     ``communicator`` (:mod:`tinyalex.distributed`) makes this one of several processes
     training one model on shares of every batch: gradients are summed between backward
     and the SGD step, validation is shared out and combined, and only rank 0 prints,
-    writes files and calls ``after_epoch``. Without it, one process does everything.
+    writes files and calls ``after_epoch``. The model's dropout layers then become
+    :class:`~tinyalex.distributed.DropoutShare`. Without it, one process does everything.
     """
 
     def __init__(self, model, model_config, train, val, out_dir, *, recipe=PAPER, epochs=None, seed=0,
@@ -153,9 +154,10 @@ class Trainer:
         self.comm = Communicator() if communicator is None else communicator
         # the rows of every global batch that this process trains on (all of them when alone)
         self.share = batch_share(recipe.batch_size, self.comm.rank, self.comm.size)
+        # and the validation images it evaluates
+        self.val_share = val if self.comm.size == 1 else ShareOfSplit(val, self.comm.rank, self.comm.size)
         if self.comm.size > 1:
             share_dropout(model, *self.share, recipe.batch_size)
-            ShareOfSplit(val, self.comm.rank, self.comm.size)  # refuses a split too small to share out
         self.loader = BatchLoader(train, recipe.batch_size, seed=seed, rank=self.comm.rank, size=self.comm.size)
         self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
         self.loss = SoftmaxCrossEntropy()
@@ -274,13 +276,9 @@ class Trainer:
     def validate(self, ten_crop=True, description="validation"):
         """:func:`evaluate` on the validation split; with several processes, each evaluates
         its share of the images and the results are combined (every process gets them)."""
-        if self.comm.size == 1:
-            return evaluate(self.model, self.val_split, self.augmenter, self.recipe.batch_size,
-                            ten_crop=ten_crop, description=description)
-        share = ShareOfSplit(self.val_split, self.comm.rank, self.comm.size)
-        result = evaluate(self.model, share, self.augmenter, self.recipe.batch_size, ten_crop=ten_crop,
+        result = evaluate(self.model, self.val_share, self.augmenter, self.recipe.batch_size, ten_crop=ten_crop,
                           description=description)
-        return self.comm.combine_means(result, len(share))
+        return self.comm.combine_means(result, len(self.val_share))
 
     # Checkpoints ---------------------------------------------------------------------------
 
