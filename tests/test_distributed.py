@@ -230,8 +230,8 @@ def test_two_processes_stop_together_and_resume_exactly(data, tmp_path):
 def test_an_error_in_one_process_ends_the_run(data, tmp_path):
     train, _ = data
     result, seconds = mpirun(Path(train.path).parent, tmp_path, "--epochs", 2, "--crash-after", 0, 2, timeout=60)
-    assert result.returncode != 0
-    assert "process 1 of 2 stopped" in result.stderr and "an error on purpose" in result.stderr
+    assert result.returncode != 0, result.stderr[-3000:]
+    assert "process 1 of 2 stopped" in result.stderr and "an error on purpose" in result.stderr, result.stderr[-3000:]
     assert seconds < 60
     assert not (tmp_path / "rank0.npz").exists()   # process 0 did not go on training alone
 

@@ -37,6 +37,7 @@ is two columns on two GPUs (``--devices 0,1``), GPUs 2l and 2l + 1
 import hashlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -48,6 +49,7 @@ from .layers.dropout import uniform
 # Set by the launchers in every process they start, to the number of processes: MPICH and
 # Intel MPI (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE), MVAPICH (MV2_COMM_WORLD_SIZE).
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+ABORT_GRACE_SECONDS = 1.0  # between printing why a process stopped and ending them all
 
 
 # Splitting the work ------------------------------------------------------------------------
@@ -394,6 +396,9 @@ def run_or_abort(main, *args):
         sys.__stderr__.write(f"process {comm.Get_rank()} of {comm.Get_size()} stopped, ending all of them: "
                              f"{text}\n")
         sys.__stderr__.flush()
+        # mpirun forwards each process's output through a pipe; the abort tears that down,
+        # and without a moment's grace it lost this message in about 1 run of 40
+        time.sleep(ABORT_GRACE_SECONDS)
         comm.Abort(code)
 
 
