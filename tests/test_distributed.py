@@ -115,6 +115,24 @@ def test_one_process_communicator_changes_nothing():
     assert comm.any_true(False) is False and comm.from_root(len, "abc") == 3
 
 
+class PretendTwoProcesses(Communicator):
+    """Process 0 of two, where process 1's parameters hash to ``other`` (None: to the same)."""
+    size = 2
+
+    def __init__(self, other=None):
+        self.other = other
+
+    def allgather(self, value):
+        return [value, value if self.other is None else self.other]
+
+
+def test_copies_that_went_apart_are_caught():
+    model = AlexNet(devices="cpu", **WORKER_MODEL)
+    PretendTwoProcesses().check_same_parameters(model.parameters())
+    with pytest.raises(RuntimeError, match=r"process\(es\) \[1\] differ"):
+        PretendTwoProcesses(other="another digest").check_same_parameters(model.parameters())
+
+
 def test_launcher_detection(monkeypatch):
     for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,4 @@
-"""Data-parallel training on many processes: one model, N copies, gradients averaged.
+"""Data-parallel training on many processes: one model, N copies, one summed gradient.
 
 The paper split one network over two GPUs (model parallelism: the two columns). To train
 faster on more GPUs and machines, the field replicates the whole model instead: N
@@ -173,7 +173,7 @@ class Communicator:
 
         The gradients are packed into one contiguous buffer on the device of the first
         parameter (column a's), summed there by one all-reduce call, and unpacked: one
-        large message costs one latency instead of one for each of the 16 parameter
+        large message costs one latency instead of one for each of the 30 parameter
         arrays, and both columns travel together even when they live on two GPUs.
         """
         if self.size == 1:
