@@ -98,11 +98,22 @@ def test_validation_shares_cover_the_split_once(data):
         ShareOfSplit(val, 0, len(val) + 1)
 
 
-def test_devices_by_local_rank():
+def test_devices_by_local_rank(monkeypatch):
+    import tinyalex.distributed as distributed
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert process_devices("cpu", 3) == "cpu"
     assert process_devices(0, 0) == 0 and process_devices((0, 1), 0) == (0, 1)
-    with pytest.raises(ValueError, match="at most"):   # no machine here has 40 GPUs
-        process_devices((0, 1), 20)
+    monkeypatch.setattr(distributed, "gpu_count", lambda: 8)      # a machine of 8 GPUs
+    monkeypatch.setattr(distributed, "gpu_available", lambda: True)
+    assert [process_devices(0, rank) for rank in range(8)] == list(range(8))
+    assert [process_devices((0, 1), rank) for rank in range(4)] == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert process_devices(None, 5) == 5
+    with pytest.raises(ValueError, match="at most 4 processes per machine"):
+        process_devices((0, 1), 4)
+    # a scheduler showed each process its own GPU(s) only: no shifting
+    monkeypatch.setattr(distributed, "gpu_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6,7")
+    assert process_devices((0, 1), 3) == (0, 1)
 
 
 def test_one_process_communicator_changes_nothing():

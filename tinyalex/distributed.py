@@ -133,6 +133,10 @@ def process_devices(devices, local_rank):
     the two columns. Process l gets the GPU(s) l places further on: d + l, or
     (d + 2l, e + 2l) when every process runs two columns. "cpu" stays "cpu", and None
     means GPU l when there are GPUs, else the CPU.
+
+    One exception: when CUDA_VISIBLE_DEVICES shows each process only the GPU(s) it needs
+    (as schedulers such as Slurm set it, one set of GPUs per process), there is nothing to
+    shift, and every process uses ``devices`` as given.
     """
     if devices is None:
         if not gpu_available():
@@ -142,6 +146,8 @@ def process_devices(devices, local_rank):
         return devices
     pair = isinstance(devices, tuple)
     step = 2 if pair else 1
+    if os.environ.get("CUDA_VISIBLE_DEVICES") and gpu_count() == step:
+        return devices
     shifted = tuple(d + step * local_rank for d in devices) if pair else devices + local_rank
     highest = max(shifted) if pair else shifted
     if highest >= gpu_count():
