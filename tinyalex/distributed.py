@@ -119,6 +119,8 @@ class DropoutShare(Dropout):
 def share_dropout(model, start, stop, batch_size):
     """Replace every Dropout layer of ``model`` by a :class:`DropoutShare` for rows start:stop."""
     for column in (model.column_a, model.column_b):
+        if column is None:  # a one-column variant of the model
+            continue
         for stage in column.stages:
             for name, layer in stage.layers.items():
                 if isinstance(layer, Dropout) and not isinstance(layer, DropoutShare):
