@@ -171,9 +171,10 @@ def mpirun(data_dir, out, *args, processes=2, timeout=120):
     """Run tests/distributed_worker.py on ``processes`` CPU processes; (result, seconds)."""
     mpiexec = mpiexec_or_skip()
     out.mkdir(parents=True, exist_ok=True)
-    # one BLAS thread per process: two processes share two cores
+    # one BLAS thread per process: two processes share two cores; and the tinyalex of this
+    # checkout, whichever one is installed
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=str(TESTS))
+               PYTHONPATH=f"{TESTS}{os.pathsep}{TESTS.parent}")
     command = [mpiexec, "-n", str(processes), sys.executable, str(TESTS / "distributed_worker.py"),
                str(data_dir), str(out), *map(str, args)]
     start = time.perf_counter()
