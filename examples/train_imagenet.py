@@ -4,6 +4,7 @@
     python examples/train_imagenet.py --data DIR            # DIR/train.h5 and DIR/val.h5 (prepared)
     python examples/train_imagenet.py --imagenet ILSVRC/    # prepares ILSVRC/train and ILSVRC/val first
     python examples/train_imagenet.py --resume --out runs/alexnet
+    mpirun -n 4 python examples/train_imagenet.py --data DIR   # 4 processes, one model (docs/distributed.md)
 
 Defaults are the paper's recipe: batch 128, learning rate 0.01 divided by 10 when the
 validation error stops improving (three times, then stop), momentum 0.9, weight decay
@@ -14,6 +15,10 @@ Only one run may write into an --out at a time (a second one stops at once). Bad
 arguments, data that is missing or not prepared, an --out that cannot be written and a
 checkpoint that cannot be resumed each stop with a one-line message, before anything is
 written. docs/training.md has a table of what survives which fault.
+
+Under mpirun, the N processes train one model on shares of every batch (the batch and the
+learning rate stay as given); process l of a machine takes the GPU(s) --devices names
+shifted by l (by 2l for two columns per process); only process 0 prints and writes.
 """
 
 import argparse
@@ -32,8 +37,8 @@ from tinyalex.data import PreparedSplit
 from tinyalex.datasets.prepare import prepare_imagenet
 from tinyalex.datasets.synthetic import ensure_builtin_dataset
 from tinyalex.locking import FolderInUse, folder_lock
-from tinyalex import plots
-from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged, evaluate
+from tinyalex import distributed, plots
+from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -166,11 +171,18 @@ def main(argv=None):
 
 def run(args):
     start = time.perf_counter()
+    comm = distributed.launch()    # one process alone, or one of several started by mpirun
+    distributed.quiet_unless_root(comm)
     keep_freed_memory()  # every step frees and reallocates the same large arrays: reuse their pages
-    if args.resume and not (args.out / CHECKPOINT).is_file():
+    # rank 0's disk decides, and rank 0 prepares the data; the others open it when it is ready
+    if args.resume and not comm.broadcast((args.out / CHECKPOINT).is_file()):
         raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "
                               "start a new run without --resume")
+    if not comm.is_root:
+        comm.barrier()
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
+    if comm.is_root:
+        comm.barrier()
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every
     elif ten_crop_every is None:
@@ -196,24 +208,36 @@ def run(args):
         devices = parse_devices(args.devices)
     except ValueError as error:
         raise SystemExit(f"--devices {error}")
+    try:
+        devices = distributed.process_devices(devices, comm.local_rank)
+    except ValueError as error:
+        raise SystemExit(f"--devices {args.devices}: {error}")
+    comm = distributed.for_devices(comm, devices)  # NCCL for the gradients when they are on GPUs
     model = AlexNet(devices=devices, **model_config)
+    if not comm.is_root:  # rank 0 alone checks and locks --out: it alone writes there
+        return train_and_report(args, comm, model, model_config, train, val, recipe, epochs, ten_crop_every, start)
     # weights and momentum in float32, written beside the previous checkpoint
     check_output_folder(args.out, needed_bytes=2 * 8 * model.num_parameters())
     with folder_lock(args.out, "a training run"):
         if not args.resume and (args.out / CHECKPOINT).exists():
             raise SystemExit(f"error: {args.out / CHECKPOINT} exists: add --resume to continue it, or choose "
                              "another --out")
-        return train_and_report(args, model, model_config, train, val, recipe, epochs, ten_crop_every, start)
+        return train_and_report(args, comm, model, model_config, train, val, recipe, epochs, ten_crop_every, start)
 
 
-def train_and_report(args, model, model_config, train, val, recipe, epochs, ten_crop_every, start):
+def train_and_report(args, comm, model, model_config, train, val, recipe, epochs, ten_crop_every, start):
     """Resume or start, train, and write the summary and pictures (with --out locked)."""
     print(f"{model}: {model.num_parameters():,} parameters; {len(train):,} training and {len(val):,} "
           f"validation images in {train.num_classes} classes")
+    if comm.size > 1:
+        shares = sorted({stop - start for start, stop in
+                         (distributed.batch_share(recipe.batch_size, r, comm.size) for r in range(comm.size))})
+        print(f"{comm.size} processes ({comm.name} all-reduce), each training on "
+              f"{' or '.join(map(str, shares))} images of every batch of {recipe.batch_size}")
     # the curves are redrawn after every epoch; the slower pictures once, at the end
     redraw_curves = None if args.no_plots else (lambda t: plots.plot_curves(t.history, t.out_dir / "curves.png"))
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
-                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves)
+                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm)
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
@@ -240,8 +264,10 @@ def train_and_report(args, model, model_config, train, val, recipe, epochs, ten_
         raise SystemExit(f"error: no space left in {args.out} ({error.strerror}) while writing the checkpoint; {kept}")
     last = history[-1] if history else {}
     if last and "val_top1_error_10crop" not in last:
-        final = evaluate(model, val, trainer.augmenter, recipe.batch_size, ten_crop=True, description="ten crops")
+        final = trainer.validate(ten_crop=True, description="ten crops")
         last.update({f"val_{k}": v for k, v in final.items()})
+    if not comm.is_root:
+        return 0
     if last and not args.no_plots:
         paths = plots.draw_all(model, history, train, val, trainer.augmenter, args.out)
         print("pictures: " + ", ".join(str(p) for p in paths.values()))
@@ -254,4 +280,4 @@ def train_and_report(args, model, model_config, train, val, recipe, epochs, ten_
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(distributed.run_or_abort(main))

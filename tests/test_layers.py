@@ -342,28 +342,30 @@ def test_softmax_cross_entropy_rejects_bad_labels():
 # One contract for every layer -----------------------------------------------------------------
 
 def every_layer(rng):
-    """One of each layer, with an input it accepts."""
+    """One of each layer, with an input it accepts, and whether its backward needs a
+    training pass (dropout's evaluation is the identity, and so is its gradient)."""
     image = rng.standard_normal((2, 3, 9, 9))
     return [
-        (Conv2D(3, 4, 3, weight_std=1.0, rng=rng, dtype="float64"), image),
-        (ReLU(), image), (Tanh(), image), (LRN(), image), (MaxPool2D(), image),
-        (Flatten(), image), (Linear(6, 4, rng=rng, dtype="float64"), rng.standard_normal((2, 6))),
-        (Dropout(0.5), image),
+        (Conv2D(3, 4, 3, weight_std=1.0, rng=rng, dtype="float64"), image, True),
+        (ReLU(), image, True), (Tanh(), image, True), (LRN(), image, True), (MaxPool2D(), image, True),
+        (Flatten(), image, True), (Linear(6, 4, rng=rng, dtype="float64"), rng.standard_normal((2, 6)), True),
+        (Dropout(0.5), image, False),
     ]
 
 
 def test_every_layer_takes_train_and_keeps_nothing_in_evaluation(rng):
-    for layer, x in every_layer(rng):
+    for layer, x, backward_needs_training in every_layer(rng):
         trained = layer.forward(x, train=True)
         kept = {name: value for name, value in vars(layer).items() if isinstance(value, (np.ndarray, tuple))
                 and name not in layer.param_names and not name.startswith("d")}
         layer.forward(x, train=False)
         still_kept = [name for name in kept if getattr(layer, name) is not None]
         assert still_kept == [], f"{layer!r} keeps {still_kept} after an evaluation pass"
-        if isinstance(layer, Dropout):  # evaluation is the identity, and so is its gradient
-            continue
-        with pytest.raises(RuntimeError, match="train=True"):
-            layer.backward(np.ones_like(trained))
+        if backward_needs_training:
+            with pytest.raises(RuntimeError, match="train=True"):
+                layer.backward(np.ones_like(trained))
+        else:
+            np.testing.assert_array_equal(layer.backward(np.ones_like(trained)), np.ones_like(trained))
 
 
 def test_twin_paths_are_named_and_agree(rng):

@@ -27,6 +27,7 @@ import numpy as np
 
 from .backend import array_module, on_device, to_device
 from .datasets.prepared import open_prepared
+from .distributed import batch_share
 
 CROP = 227
 PCA_NOISE_STD = 0.1  # the standard deviation of a_i (section 4.1)
@@ -96,15 +97,25 @@ class BatchLoader:
     ``e`` from batch ``k`` on (``start`` is for resuming mid-epoch). Images are uint8
     (B, S, S, 3) NumPy arrays, labels int64 (B,). With ``shuffle=False`` the batches
     follow the file order and the last one may be smaller (for evaluation).
+
+    With ``rank`` and ``size`` (data-parallel training, :mod:`tinyalex.distributed`), the
+    batches are the same global batches, drawn from the seed alone, and process ``rank``
+    reads only its share of each: rows ``start:stop`` of the batch's sorted indices
+    (:func:`~tinyalex.distributed.batch_share`), so no image is read by two processes in
+    an epoch, and the shares laid end to end are the batch one process would read.
     """
 
-    def __init__(self, split, batch_size, *, shuffle=True, seed=0, prefetch=3):
+    def __init__(self, split, batch_size, *, shuffle=True, seed=0, prefetch=3, rank=0, size=1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if shuffle and len(split) < batch_size:
             raise ValueError(f"{split.path} holds {len(split)} images, fewer than one batch of {batch_size}")
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.seed, self.prefetch = seed, prefetch
+        if size > 1 and not shuffle:
+            raise ValueError("evaluation is shared out by splitting the split (distributed.ShareOfSplit), "
+                             "not its batches")
+        self.rank, self.size = rank, size
 
     def __len__(self):
         n = len(self.split)
@@ -112,7 +123,13 @@ class BatchLoader:
 
     def batch_indices(self, epoch):
         order = epoch_order(len(self.split), self.seed, epoch) if self.shuffle else np.arange(len(self.split))
-        return [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
+        batches = [order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(len(self))]
+        if self.size > 1:
+            # sorted first, as PreparedSplit.read sorts them: then the shares, read one after
+            # another, are exactly the rows of the batch that one process would read
+            start, stop = batch_share(self.batch_size, self.rank, self.size)
+            batches = [np.sort(batch)[start:stop] for batch in batches]
+        return batches
 
     def epoch(self, epoch, start=0):
         batches = self.batch_indices(epoch)[start:]
@@ -186,13 +203,20 @@ class Augmenter:
             x -= self.mean_image[rows[:, :, None], cols[:, None, :]]
             return x
 
-    def train_batch(self, images, rng):
-        """uint8 (B, S, S, 3) -> float32 (B, 3, crop, crop) on the device, augmented."""
+    def train_batch(self, images, rng, share=None):
+        """uint8 (B, S, S, 3) -> float32 (B, 3, crop, crop) on the device, augmented.
+
+        ``share=(start, batch_size)`` says that ``images`` are the rows start:start + B of
+        a global batch of ``batch_size`` images, shared out between processes: the random
+        draws are then those of the whole global batch, and these images get theirs.
+        """
         B, S = len(images), images.shape[1]
-        top = rng.integers(0, S - self.crop + 1, size=B)
-        left = rng.integers(0, S - self.crop + 1, size=B)
-        flip = rng.random(B) < 0.5
-        shift = self.colour_shift(rng, B)
+        start, whole = (0, B) if share is None else share
+        rows = slice(start, start + B)
+        top = rng.integers(0, S - self.crop + 1, size=whole)[rows]
+        left = rng.integers(0, S - self.crop + 1, size=whole)[rows]
+        flip = (rng.random(whole) < 0.5)[rows]
+        shift = self.colour_shift(rng, whole)[rows]
         x = self._crop(images, top, left, flip)
         with on_device(self.device):
             x += self.xp.asarray(shift, dtype=np.float32)[:, None, None, :]

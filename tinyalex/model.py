@@ -439,7 +439,19 @@ class AlexNet:
 
     def dropout_layers(self):
         """``(name, layer)`` of the dropout layers: their random streams go into checkpoints."""
-        return [(name, layer) for name, layer in self.named_layers() if isinstance(layer, Dropout)]
+        dropouts = {name for name, kind, _ in schedule(self.layers) if kind == "dropout"}
+        return [(name, layer) for name, layer in self.named_layers() if name.split(".")[-1] in dropouts]
+
+    def set_layer(self, name, layer):
+        """Put ``layer`` in the place of the layer called ``name`` (e.g. "column_a.drop6"),
+        for tools that change how one step works (distributed training shares dropout)."""
+        column_name, _, short = name.rpartition(".")
+        for column in self.columns:
+            for stage in column.stages:
+                if stage.column == column_name and short in stage.layers:
+                    stage.layers[short] = layer
+                    return
+        raise KeyError(f"{name}: no such layer; named_layers() lists them")
 
     # Parameters --------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import Augmenter, BatchLoader, batch_rng
+from .distributed import Communicator, ShareOfSplit, batch_share, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
 from .model import AlexNet
@@ -161,10 +162,16 @@ class Trainer:
     devices); it goes into checkpoints so that evaluate.py and predict.py can rebuild the
     model. ``out_dir`` receives the checkpoint and ``metrics.jsonl``; ``after_epoch(trainer)``
     runs after every epoch (the example draws its plots there).
+
+    ``communicator`` (:mod:`tinyalex.distributed`) makes this one of several processes
+    training one model on shares of every batch: gradients are summed between backward
+    and the SGD step, validation is shared out and combined, and only rank 0 prints,
+    writes files and calls ``after_epoch``. The model's dropout layers then become
+    :class:`~tinyalex.distributed.DropoutShare`. Without it, one process does everything.
     """
 
     def __init__(self, model, model_config, train, val, out_dir, *, recipe=PAPER, epochs=None, seed=0,
-                 ten_crop_every=1, after_epoch=None):
+                 ten_crop_every=1, after_epoch=None, communicator=None):
         self.model = model
         self.model_config = json.loads(json.dumps(model_config))  # as a checkpoint gives it back
         self.train_split, self.val_split = train, val
@@ -177,7 +184,14 @@ class Trainer:
         self.sgd = SGD(recipe.learning_rate, recipe.momentum, recipe.weight_decay)
         self.schedule = PlateauSchedule(recipe.learning_rate, recipe.lr_drop_factor, recipe.patience,
                                         recipe.max_lr_drops)
-        self.loader = BatchLoader(train, recipe.batch_size, seed=seed)
+        self.comm = Communicator() if communicator is None else communicator
+        # the rows of every global batch that this process trains on (all of them when alone)
+        self.share = batch_share(recipe.batch_size, self.comm.rank, self.comm.size)
+        # and the validation images it evaluates
+        self.val_share = val if self.comm.size == 1 else ShareOfSplit(val, self.comm.rank, self.comm.size)
+        if self.comm.size > 1:
+            share_dropout(model, *self.share, recipe.batch_size)
+        self.loader = BatchLoader(train, recipe.batch_size, seed=seed, rank=self.comm.rank, size=self.comm.size)
         self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
         self.loss = SoftmaxCrossEntropy()
         self.epoch, self.batch = 0, 0            # the next batch to train on
@@ -206,9 +220,10 @@ class Trainer:
         if in_main_thread:  # signal handlers can only be installed there
             signal.signal(signal.SIGINT, request_stop)
         try:
+            self.comm.check_same_parameters(self.model.parameters())
             while not self.finished:
                 self.train_epoch()
-                if self.stop_requested:
+                if self.comm.any_true(self.stop_requested):  # all processes stop together, or none
                     self.save()
                     raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
                                       f"checkpoint written to {self.out_dir / CHECKPOINT}")
@@ -227,25 +242,37 @@ class Trainer:
                 loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
                 r = self.running
-                r["loss"] += loss * len(labels)
+                r["loss"] += loss * size                  # loss and correct are the global batch's
                 r["correct"] += correct
-                r["images"] += len(labels)
+                r["images"] += size
                 progress.set_postfix(loss=r["loss"] / r["images"], acc=r["correct"] / r["images"], refresh=False)
-                progress.update(len(labels))
-                if self.stop_requested:
+                progress.update(size)
+                if self.comm.any_true(self.stop_requested):
                     break
         self.running["seconds"] += time.perf_counter() - start
 
     def step(self, images, labels, rng):
-        """One SGD step on one batch; returns (loss, number of correct top-1 predictions)."""
-        x = self.augmenter.train_batch(images, rng)
+        """One SGD step on one batch; returns (loss, number of correct top-1 predictions).
+
+        With several processes, ``images`` and ``labels`` are this process's share of the
+        global batch, and the returned loss and count are those of the global batch.
+        """
+        start, _ = self.share
+        x = self.augmenter.train_batch(images, rng, share=(start, self.recipe.batch_size))
         logits = self.model.forward(x, train=True)
         loss = self.loss.forward(logits, labels)
+        # The global batch's loss is the mean over all its images; this process's part of
+        # it is its own mean times its share of the batch, n / B (1 for one process).
+        # Summed over the processes, the parts and their gradients are the global ones.
+        part = len(labels) / self.recipe.batch_size
+        correct = int((to_numpy(logits).argmax(axis=1) == labels).sum())
+        loss, correct = self.comm.sum_values([loss * part, correct])
+        loss, correct = float(loss), int(correct)
         if not math.isfinite(loss):
             raise self.diverged(f"the loss became {loss} at epoch {self.epoch + 1}, batch {self.batch + 1}")
-        self.model.backward(self.loss.backward())
+        self.model.backward(self.loss.backward(part))
+        self.comm.allreduce_gradients(self.model.parameters())
         self.sgd.step(self.model.parameters())
-        correct = int((to_numpy(logits).argmax(axis=1) == labels).sum())
         return loss, correct
 
     def diverged(self, what):
@@ -260,8 +287,7 @@ class Trainer:
 
     def end_epoch(self):
         validate_ten = self.ten_crop_every > 0 and (self.epoch + 1) % self.ten_crop_every == 0
-        val = evaluate(self.model, self.val_split, self.augmenter, self.recipe.batch_size,
-                       ten_crop=validate_ten, description=f"validation {self.epoch + 1}")
+        val = self.validate(ten_crop=validate_ten, description=f"validation {self.epoch + 1}")
         r = self.running
         metrics = {"epoch": self.epoch + 1, "lr": self.sgd.lr,
                    "train_loss": r["loss"] / r["images"], "train_top1_error": 100 * (1 - r["correct"] / r["images"]),
@@ -275,20 +301,32 @@ class Trainer:
         self.history.append(metrics)
         self.epoch, self.batch = self.epoch + 1, 0
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
+        self.comm.check_same_parameters(self.model.parameters())
         self.save()
-        print(format_metrics(metrics), flush=True)
-        if self.after_epoch is not None:
+        if self.comm.is_root:
+            print(format_metrics(metrics), flush=True)
+        if self.after_epoch is not None and self.comm.is_root:
             self.after_epoch(self)
+
+    def validate(self, ten_crop=True, description="validation"):
+        """:func:`evaluate` on the validation split; with several processes, each evaluates
+        its share of the images and the results are combined (every process gets them)."""
+        result = evaluate(self.model, self.val_share, self.augmenter, self.recipe.batch_size, ten_crop=ten_crop,
+                          description=description)
+        return self.comm.combine_means(result, len(self.val_share))
 
     # Checkpoints ---------------------------------------------------------------------------
 
     def save(self):
-        """Writes the checkpoint, then metrics.jsonl from its history; refuses non-finite weights."""
+        """Writes the checkpoint, then metrics.jsonl from its history; refuses non-finite weights.
+        With several processes, every one checks its weights and rank 0 alone writes."""
         weights = self.model.state_dict()
         broken = [name for name, w in weights.items() if not np.isfinite(w).all()]
         if broken:
             raise self.diverged(f"the weights of {', '.join(broken[:3])} are no longer finite "
                                 f"(epoch {self.epoch + 1}, batch {self.batch})")
+        if not self.comm.is_root:  # the copies are identical (checked): one file, written by rank 0
+            return
         arrays = {f"model/{k}": v for k, v in weights.items()}
         sgd_state = self.sgd.state_dict()
         arrays.update({f"velocity/{k}": v for k, v in sgd_state.pop("velocity").items()})
@@ -304,12 +342,13 @@ class Trainer:
 
     def resume(self, path=None):
         """Continue from a checkpoint (by default the one in ``out_dir``); CheckpointError if it
-        is missing, damaged, or of another model, data, seed or batch size."""
+        is missing, damaged, or of another model, data, seed or batch size. With several
+        processes, rank 0 reads it and sends it to the others."""
         path = Path(path or self.out_dir / CHECKPOINT)
-        if not path.exists():
+        if not self.comm.broadcast(path.exists()):
             raise CheckpointError(f"{path} does not exist, so there is nothing to resume; "
                                   "start a new run without --resume")
-        arrays, meta = load_checkpoint(path)
+        arrays, meta = self.comm.from_root(load_checkpoint, path)
         if meta.get("model") != self.model_config:
             raise CheckpointError(f"{path} is of a different model: {meta.get('model')}, not {self.model_config}")
         if meta["classes"] != self.train_split.wnids:
@@ -325,7 +364,8 @@ class Trainer:
         self.running, self.history = meta["running"], meta["history"]
         for name, layer in self.model.dropout_layers():
             layer.calls = meta["dropout_calls"][name]
-        write_metrics(self.out_dir / METRICS, self.history)  # drops lines of epochs the checkpoint lacks
+        if self.comm.is_root:  # drops lines of epochs the checkpoint lacks
+            write_metrics(self.out_dir / METRICS, self.history)
         return meta
 
 
