@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import to_numpy
-from .data import Augmenter, BatchLoader, batch_rng
+from .data import PCA_NOISE_STD, Augmenter, BatchLoader, batch_rng
 from .distributed import Communicator, ShareOfSplit, batch_share, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
@@ -161,7 +161,8 @@ class Trainer:
     ``model_config`` is what :class:`~tinyalex.model.AlexNet` was built with (less the
     devices); it goes into checkpoints so that evaluate.py and predict.py can rebuild the
     model. ``out_dir`` receives the checkpoint and ``metrics.jsonl``; ``after_epoch(trainer)``
-    runs after every epoch (the example draws its plots there).
+    runs after every epoch (the example draws its plots there). ``pca_std`` is the spread of
+    the PCA colour noise's a_i (the paper's 0.1; 0 turns the noise off, for the ablation).
 
     ``communicator`` (:mod:`tinyalex.distributed`) makes this one of several processes
     training one model on shares of every batch: gradients are summed between backward
@@ -171,7 +172,7 @@ class Trainer:
     """
 
     def __init__(self, model, model_config, train, val, out_dir, *, recipe=PAPER, epochs=None, seed=0,
-                 ten_crop_every=1, after_epoch=None, communicator=None):
+                 ten_crop_every=1, after_epoch=None, communicator=None, pca_std=PCA_NOISE_STD):
         self.model = model
         self.model_config = json.loads(json.dumps(model_config))  # as a checkpoint gives it back
         self.train_split, self.val_split = train, val
@@ -192,7 +193,9 @@ class Trainer:
         if self.comm.size > 1:
             share_dropout(model, *self.share, recipe.batch_size)
         self.loader = BatchLoader(train, recipe.batch_size, seed=seed, rank=self.comm.rank, size=self.comm.size)
-        self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
+        self.pca_std = pca_std
+        self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size,
+                                   pca_std=pca_std)
         self.loss = SoftmaxCrossEntropy()
         self.epoch, self.batch = 0, 0            # the next batch to train on
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
@@ -334,6 +337,7 @@ class Trainer:
                 "epoch": self.epoch, "batch": self.batch, "running": self.running, "history": self.history,
                 "dropout_calls": {name: layer.calls for name, layer in self.model.dropout_layers()},
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
+                "pca_std": self.pca_std,
                 "classes": self.train_split.wnids}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
         # metrics.jsonl follows the checkpoint: a stop between the two leaves it one epoch
@@ -356,6 +360,9 @@ class Trainer:
         if meta["seed"] != self.seed or meta["batch_size"] != self.recipe.batch_size:
             raise CheckpointError(f"resume with the seed and batch size of {path} "
                                   f"(seed {meta['seed']}, batch size {meta['batch_size']})")
+        if meta.get("pca_std", PCA_NOISE_STD) != self.pca_std:
+            raise CheckpointError(f"{path} was trained with PCA colour noise of spread {meta.get('pca_std')}, "
+                                  f"not {self.pca_std}: resume with the same setting (--no-pca or not)")
         self.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
         velocity = {k[len("velocity/"):]: v for k, v in arrays.items() if k.startswith("velocity/")}
         self.sgd.load_state_dict({**meta["sgd"], "velocity": velocity}, self.model.parameters())
