@@ -24,6 +24,7 @@ from tinyalex.datasets import DatasetError, IncompleteFileError, is_complete, op
 from tinyalex.datasets.images import to_rgb
 from tinyalex.datasets.prepare import prepare_imagenet, prepare_split
 from tinyalex.datasets.stats import rgb_eigen_of
+from tinyalex.datasets import synthetic
 from tinyalex.datasets.synthetic import CLASSES, ensure_builtin_dataset, make_synthetic_imagenet, save_montage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -494,6 +495,36 @@ def test_colour_alone_does_not_tell_the_classes_apart(builtin):
     accuracy = nearest_class_mean_accuracy(edge_orientations(train["images"]), train["labels"],
                                            edge_orientations(val["images"]), val["labels"])
     assert accuracy > 2 * chance
+
+
+def test_colours_differ_by_the_contrast_around_a_middle_colour():
+    rng = np.random.default_rng(0)
+    pairs = np.array([synthetic.contrasting_colours(rng) for _ in range(500)])  # (500, 2, 3)
+    distance = np.linalg.norm(pairs[:, 0] - pairs[:, 1], axis=1)
+    middle = pairs.mean(axis=1)
+    assert synthetic.CONTRAST[0] <= distance.min() and distance.max() <= synthetic.CONTRAST[1]
+    assert synthetic.MIDDLE[0] <= middle.min() and middle.max() <= synthetic.MIDDLE[1]
+    assert pairs.min() >= 0 and pairs.max() <= 255
+    # background and foreground follow one distribution: neither is the brighter one
+    assert 0.45 < np.mean(pairs[:, 0].sum(axis=1) > pairs[:, 1].sum(axis=1)) < 0.55
+
+
+def stripe_period(mask):
+    """The period in pixels of horizontal stripes in a mask, from the peak of the row profile's spectrum."""
+    rows = mask.any(axis=1)
+    profile = mask[rows].mean(axis=1) - mask[rows].mean()
+    spectrum = np.abs(np.fft.rfft(profile, n=4096))
+    return 4096 / (1 + np.argmax(spectrum[1:]))
+
+
+@pytest.mark.parametrize("side", [180, 400])
+def test_texture_scale_follows_the_central_square(side):
+    # preparation shrinks the central square to the prepared size, so stripes drawn as a
+    # share of it end up the same number of pixels apart in every prepared image
+    low, high = synthetic.STRIPE_PERIOD
+    for seed in range(5):
+        period = stripe_period(synthetic.horizontal_stripes(np.random.default_rng(seed), side, side, (0, 0, side)))
+        assert 0.9 * low * side <= period <= 1.1 * high * side, (seed, period)
 
 
 def test_montage(tmp_path):

@@ -133,10 +133,30 @@ def test_euclidean_distances():
     assert list(distances[:2].argmin(axis=1)) == [7, 3] and np.all(distances[[0, 1], [7, 3]] >= 0)
 
 
+def test_confusion_matrix_agrees_with_evaluate(run):
+    counts = plots.confusion_matrix(run["model"], run["val"], run["trainer"].augmenter, batch_size=4)
+    assert counts.shape == (3, 3)
+    assert counts.sum(axis=1).tolist() == np.bincount(run["val"].read(np.arange(len(run["val"])))[1]).tolist()
+    measured = evaluate(run["model"], run["val"], run["trainer"].augmenter, batch_size=2, ten_crop=False)
+    assert 100 * (1 - np.trace(counts) / counts.sum()) == pytest.approx(measured["top1_error"])
+
+
+def test_confusion_matrix_picture(tmp_path):
+    counts = np.array([[5, 0, 0], [1, 3, 1], [0, 0, 0]])  # the last class has no images
+    assert png_size(plots.plot_confusion_matrix(counts, NAMES, tmp_path / "three.png")) == (600, 500)
+    many = np.diag(np.arange(1, 11))
+    names = [f"class {k}" for k in range(10)]
+    assert png_size(plots.plot_confusion_matrix(many, names, tmp_path / "ten.png")) == (900, 800)
+    with pytest.raises(ValueError, match="one row and one column per class"):
+        plots.plot_confusion_matrix(counts[:2], NAMES, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="one row and one column per class"):
+        plots.plot_confusion_matrix(counts, NAMES[:2], tmp_path / "bad.png")
+
+
 def test_draw_all(run, tmp_path):
     trainer = run["trainer"]
     paths = plots.draw_all(run["model"], trainer.history, run["train"], run["val"], trainer.augmenter, tmp_path)
-    assert sorted(paths) == ["conv1_kernels", "curves", "neighbours", "predictions"]
+    assert sorted(paths) == ["confusion_matrix", "conv1_kernels", "curves", "neighbours", "predictions"]
     for path in paths.values():
         assert path.parent == tmp_path and png_size(path)[0] > 0
     assert not list(tmp_path.glob("*.writing"))

@@ -10,7 +10,7 @@ import pytest
 from conftest import write_split
 
 ROOT = Path(__file__).resolve().parents[1]
-PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png"]
+PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png", "confusion_matrix.png"]
 
 
 @pytest.fixture(scope="module")

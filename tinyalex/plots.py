@@ -16,7 +16,10 @@ Each function draws one PNG, writes it, and returns its path:
 * :func:`plot_neighbours` -- the paper's **Figure 4, right**: for a few validation images,
   the training images whose fc7 activations (the 4096 numbers fed to fc8) are nearest in
   Euclidean distance. Images the network considers alike can differ pixel by pixel.
-* :func:`draw_all` -- all four into one folder; ``examples/train_imagenet.py`` redraws the
+* :func:`plot_confusion_matrix` -- not in the paper: for every true class (a row), the share
+  of its validation images given each class (a column), from the centre crop. The diagonal
+  is each class's accuracy; a bright cell off it names the classes the network mixes up.
+* :func:`draw_all` -- all five into one folder; ``examples/train_imagenet.py`` redraws the
   curves after every epoch and calls it once, at the end.
 
 The drawing goes through matplotlib's ``Figure`` and its Agg canvas directly, never through
@@ -323,14 +326,68 @@ def plot_neighbours(model, query_split, gallery_split, augmenter, path, queries=
     return save(figure, path)
 
 
+# Confusion matrix ---------------------------------------------------------------------------
+
+def confusion_matrix(model, split, augmenter, batch_size=64):
+    """(classes, classes) counts: entry [t, p] is the number of ``split``'s images of true class
+    t whose centre crop the model gives class p (its most probable class)."""
+    counts = np.zeros((split.num_classes, split.num_classes), dtype=np.int64)
+    for start in range(0, len(split), batch_size):
+        images, labels = split.read(np.arange(start, min(start + batch_size, len(split))))
+        predicted = to_numpy(model.forward(augmenter.center_crop(images), train=False)).argmax(axis=1)
+        np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+def plot_confusion_matrix(counts, class_names, path):
+    """The confusion matrix ``counts`` (true class by row, predicted class by column) -> ``path``.
+
+    Each row is divided by its sum, so a cell is the share of the true class's images given
+    the column's class; every cell is written as a percentage, and each row is labelled
+    with its class's accuracy (the diagonal cell) and its number of images. The title
+    names the worst class. For ``n`` classes the picture is ``max(60 n + 300, 600)`` x
+    ``max(60 n + 200, 500)`` pixels (10 classes: 900 x 800); above 30 classes the cells
+    carry no numbers.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = len(counts)
+    if counts.shape != (n, n) or len(class_names) != n:
+        raise ValueError(f"a {counts.shape} matrix for {len(class_names)} class names: expected one row "
+                         "and one column per class")
+    totals = counts.sum(axis=1)
+    shares = counts / np.maximum(totals, 1)[:, None]
+    accuracy = np.diag(shares)
+    names = [short_name(name) for name in class_names]
+    worst = int(np.argmin(np.where(totals > 0, accuracy, np.inf)))
+
+    figure = new_figure(max(60 * n + 300, 600), max(60 * n + 200, 500))
+    axes = figure.add_subplot()
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    if n <= 30:
+        for t in range(n):
+            for q in range(n):
+                if counts[t, q]:
+                    axes.text(q, t, f"{100 * shares[t, q]:.0f}", ha="center", va="center", fontsize=8,
+                              color="white" if shares[t, q] > 0.5 else "black")
+    axes.set_xticks(range(n), labels=names, rotation=45, ha="right", fontsize=8)
+    axes.set_yticks(range(n), labels=[f"{name} ({100 * a:.0f}% of {m})" for name, a, m in
+                                      zip(names, accuracy, totals)], fontsize=8)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class (its accuracy, of how many images)")
+    axes.set_title(f"Confusion matrix, % of each true class; accuracy {100 * np.trace(counts) / counts.sum():.1f}%,"
+                   f" worst class: {names[worst]} ({100 * accuracy[worst]:.0f}%)", fontsize=10)
+    return save(figure, path)
+
+
 # After every epoch -------------------------------------------------------------------------
 
 def draw_all(model, history, train, val, augmenter, out_dir):
-    """All four pictures into ``out_dir`` -> {name: path}.
+    """All five pictures into ``out_dir`` -> {name: path}.
 
     curves.png (the whole history), conv1_kernels.png, predictions.png (8 validation
-    images) and neighbours.png (4 validation images, 6 neighbours each, searched among an
-    even subset of at most 500 training images, not the whole training set).
+    images), neighbours.png (4 validation images, 6 neighbours each, searched among an
+    even subset of at most 500 training images, not the whole training set) and
+    confusion_matrix.png (every validation image).
     """
     out_dir = Path(out_dir)
     paths = {}
@@ -340,4 +397,6 @@ def draw_all(model, history, train, val, augmenter, out_dir):
     paths["predictions"] = plot_predictions(model, val, augmenter, out_dir / "predictions.png", count=8)
     paths["neighbours"] = plot_neighbours(model, val, train, augmenter, out_dir / "neighbours.png",
                                           queries=4, neighbours=6, gallery_limit=500)
+    paths["confusion_matrix"] = plot_confusion_matrix(confusion_matrix(model, val, augmenter), val.class_names,
+                                                      out_dir / "confusion_matrix.png")
     return paths

@@ -17,8 +17,9 @@ ensure_builtin_dataset() also prepares it into train.h5 / val.h5.
 The classes can only be told apart by shape and layout, not by colour:
 
 * every image draws its background colour and its foreground colour from the
-  same distribution, whatever its class, and all classes paint a similar
-  share of the image in the foreground colour;
+  same distribution, whatever its class (two colours 120 to 200 levels apart,
+  either side of a colour near grey), and all classes paint a similar share
+  of the image in the foreground colour;
 * position, size and rotation are random, the background has a gradient,
   noise and thin clutter lines of random colours;
 * images have random sizes and aspect ratios (sides 180 to 400 pixels) like
@@ -49,8 +50,23 @@ from ..locking import folder_lock
 from ..progress import progress_bar
 
 MIN_SIDE, MAX_SIDE = 180, 400
-MIN_COLOUR_DISTANCE = 100  # foreground and background must differ this much (RGB, 0..255)
+# Each image's background and foreground colours lie on either side of a middle colour near
+# grey, CONTRAST apart (RGB distance, 0..255) in a random direction. Colours drawn from the
+# whole RGB cube vary so much from image to image that they dominate the pixels' variance:
+# conv1 then learns colour blobs and the shapes and textures are learned late.
+MIDDLE = (104, 152)     # each channel of the middle colour
+CONTRAST = (120, 200)
 NOISE_STD = 8.0
+# Texture scales as shares of the central square's side, the part preparation keeps, so a
+# texture has the same size in every prepared image whatever the photo's size. At 144
+# pixels, the built-in run's size, stripes repeat every 9 to 18 pixels: at least two of
+# conv1's stride-4 steps, so conv1 can see the stripes' orientation (drawn in pixels, they
+# came down to 3.6 pixels in large photos, below the stride). Checkerboard cells are as
+# wide as the dots' spacing: with cells half as wide, the two lattices looked alike after
+# conv1 and the built-in run called every checkerboard polka dots.
+STRIPE_PERIOD = (1 / 16, 1 / 8)
+CHECKER_CELL = (1 / 16, 1 / 8)
+DOT_SPACING = (1 / 16, 1 / 8)
 TRAIN, VAL, MONTAGE = 0, 1, 2  # the "split" part of each image's seed
 
 
@@ -109,25 +125,25 @@ def two_circles(rng, width, height, square):
 
 def horizontal_stripes(rng, width, height, square):
     _, y = patch_coordinates(rng, width, height, square, rng.uniform(-10, 10))
-    period = rng.uniform(10, 24)
+    period = square[2] * rng.uniform(*STRIPE_PERIOD)
     return (np.sin(2 * np.pi * y / period) > 0) & patch_mask(rng, width, height, square)
 
 
 def vertical_stripes(rng, width, height, square):
     x, _ = patch_coordinates(rng, width, height, square, rng.uniform(-10, 10))
-    period = rng.uniform(10, 24)
+    period = square[2] * rng.uniform(*STRIPE_PERIOD)
     return (np.sin(2 * np.pi * x / period) > 0) & patch_mask(rng, width, height, square)
 
 
 def checkerboard(rng, width, height, square):
     x, y = patch_coordinates(rng, width, height, square, rng.uniform(0, 90))
-    cell = rng.uniform(8, 20)
+    cell = square[2] * rng.uniform(*CHECKER_CELL)
     return ((np.floor(x / cell) + np.floor(y / cell)) % 2 == 0) & patch_mask(rng, width, height, square)
 
 
 def polka_dots(rng, width, height, square):
     x, y = patch_coordinates(rng, width, height, square, rng.uniform(0, 90))
-    spacing = rng.uniform(12, 24)
+    spacing = square[2] * rng.uniform(*DOT_SPACING)
     # Distance from each pixel to the nearest point of a square lattice.
     dx = x - spacing * np.round(x / spacing)
     dy = y - spacing * np.round(y / spacing)
@@ -213,10 +229,17 @@ def render(class_index, rng):
 
 
 def contrasting_colours(rng):
-    """Two random RGB colours at least MIN_COLOUR_DISTANCE apart, the same for every class."""
+    """Two random RGB colours CONTRAST apart around a MIDDLE colour, the same for every class.
+
+    The two are symmetric about the middle, so the background and the foreground colour
+    follow the same distribution.
+    """
     while True:
-        background, foreground = rng.uniform(0, 255, size=(2, 3))
-        if np.linalg.norm(background - foreground) >= MIN_COLOUR_DISTANCE:
+        middle = rng.uniform(*MIDDLE, size=3)
+        direction = rng.normal(size=3)
+        difference = direction / np.linalg.norm(direction) * rng.uniform(*CONTRAST)
+        background, foreground = middle + difference / 2, middle - difference / 2
+        if min(background.min(), foreground.min()) >= 0 and max(background.max(), foreground.max()) <= 255:
             return background, foreground
 
 
