@@ -32,45 +32,14 @@ from pathlib import Path
 
 from tinyalex import PAPER, AlexNet, DatasetError
 from tinyalex.backend import keep_freed_memory, parse_devices
-from tinyalex.model import paper_gain_weight_std
 from tinyalex.data import PreparedSplit
 from tinyalex.datasets.prepare import prepare_imagenet
-from tinyalex.datasets.synthetic import ensure_builtin_dataset
 from tinyalex.locking import FolderInUse, folder_lock
-from tinyalex import distributed, plots
+from tinyalex import builtin, distributed, plots
+from tinyalex.data import PCA_NOISE_STD
 from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-# The paper's AlexNet needs days on two GPUs. With no data given, tinyalex trains a
-# smaller net of the same structure on the built-in data set, sized so that a 2-core CPU
-# finishes in a few minutes; each change is printed with its reason.
-BUILTIN_MODEL = dict(image_size=131, channels=(24, 64, 96, 96, 64), hidden=512, positive_bias=0.1)
-BUILTIN = {
-    "data": dict(num_classes=10, train_per_class=300, val_per_class=50, size=144),
-    "model": dict(BUILTIN_MODEL, weight_std=paper_gain_weight_std(**{k: BUILTIN_MODEL[k] for k in
-                                                                    ("image_size", "channels", "hidden")})),
-    "recipe": dict(batch_size=32, learning_rate=0.003, patience=4),
-    "epochs": 40,
-    "ten_crop_every": 10,
-}
-BUILTIN_REASONS = [
-    "10 synthetic classes of shapes and textures (300 training, 50 validation images each) instead of ImageNet",
-    "their colours vary less than photos' (two colours 120 to 200 levels apart, either side of one near grey): "
-    "colours from the whole RGB cube dominated what conv1 learned (colour blobs), and the shapes came late",
-    "textures sized by the image (stripes 9 to 18 pixels apart at 144): finer stripes fall below conv1's "
-    "stride of 4",
-    "144x144 images with 131x131 crops instead of 256/227: a third of the pixels (131 keeps every pooling exact)",
-    "a quarter of the kernels (24, 64, 96, 96, 64) and 512 fc neurons instead of 4096: about 1/16 of the work",
-    "initial weights 0.01 * sqrt(paper's fan-in / this fan-in) per layer (0.01 to 0.04): the paper's 0.01 is "
-    "tuned to its wider layers, and a narrower net would lose its signal layer by layer and learn late",
-    "positive biases 0.1 (Caffe's choice) instead of 1, batch 32, 40 epochs, ten crops every 10 epochs",
-    "learning rate 0.003 instead of 0.01: at 0.01 the loss jumps up and down and this net learns more slowly "
-    "(68% against 54% top-1 error after 5 epochs)",
-    "the learning rate divided after 4 epochs without a new best validation error, not 2: with 500 "
-    "validation images the error is noisy, and a chance bad epoch would cut the rate too early",
-]
-
 
 def positive_int(text):
     value = int(text)
@@ -91,6 +60,33 @@ def non_negative_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
+
+
+def pool_setting(text):
+    """"2,2" or "2x2" -> (2, 2): the max-pooling's window size and stride."""
+    try:
+        size, stride = (int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give SIZE,STRIDE such as 3,2 (the paper's) or 2,2, not {text!r}") from None
+    if size < 1 or stride < 1:
+        raise argparse.ArgumentTypeError(f"size and stride must be at least 1, not {text!r}")
+    return size, stride
+
+
+def ablation_switches(args):
+    """The AlexNet settings that the ablation options change (only those given)."""
+    switches = {}
+    if args.activation != "relu":
+        switches["activation"] = args.activation
+    if args.no_lrn:
+        switches["lrn"] = False
+    if args.pool != (3, 2):
+        switches["pool"] = args.pool
+    if args.columns != 2:
+        switches["columns"] = args.columns
+    if args.no_dropout:
+        switches["dropout"] = 0.0
+    return switches
 
 
 def parse_args(argv=None):
@@ -117,6 +113,15 @@ def parse_args(argv=None):
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
+    ablation = p.add_argument_group("the paper's ablations (each default is the paper's; see examples/ablations.py)")
+    ablation.add_argument("--activation", choices=("relu", "tanh"), default="relu", help="section 3.1")
+    ablation.add_argument("--no-lrn", action="store_true", help="no local response normalization (3.3)")
+    ablation.add_argument("--pool", type=pool_setting, default=(3, 2), metavar="SIZE,STRIDE",
+                          help="max-pooling window and stride: 3,2 overlapping (default), 2,2 not (3.4)")
+    ablation.add_argument("--columns", type=int, choices=(1, 2), default=2,
+                          help="2 columns (default) or 1 column holding every kernel, no crossings (3.2)")
+    ablation.add_argument("--no-pca", action="store_true", help="no PCA colour noise (4.1)")
+    ablation.add_argument("--no-dropout", action="store_true", help="no dropout (4.2)")
     return p.parse_args(argv)
 
 
@@ -130,15 +135,15 @@ def prepare_data(args):
         folder = args.data_out
     else:
         print("No data given: training a smaller AlexNet on the built-in data set, because")
-        for reason in BUILTIN_REASONS:
+        for reason in builtin.REASONS:
             print(f"  - {reason}")
-        train_path, val_path = ensure_builtin_dataset(args.data_out, **BUILTIN["data"])
-        return (PreparedSplit(train_path), PreparedSplit(val_path), dict(BUILTIN["model"]),
-                dict(BUILTIN["recipe"]), BUILTIN["epochs"], BUILTIN["ten_crop_every"])
+        train, val = builtin.data(args.data_out)
+        return (train, val, builtin.model_settings(**ablation_switches(args)), dict(builtin.RECIPE),
+                builtin.EPOCHS, builtin.TEN_CROP_EVERY)
     train, val = PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
     if val.wnids != train.wnids:
         raise SystemExit(f"error: {folder}: train.h5 and val.h5 have different classes")
-    return train, val, {}, {}, None, None
+    return train, val, ablation_switches(args), {}, None, None
 
 
 def check_output_folder(out, needed_bytes):
@@ -242,8 +247,13 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
               f"{' or '.join(map(str, shares))} images of every batch of {recipe.batch_size}")
     # the curves are redrawn after every epoch; the slower pictures once, at the end
     redraw_curves = None if args.no_plots else (lambda t: plots.plot_curves(t.history, t.out_dir / "curves.png"))
+    switches = ablation_switches(args)
+    if switches or args.no_pca:
+        print("ablation: " + ", ".join([f"{key}={value}" for key, value in switches.items()]
+                                       + (["no PCA colour noise"] if args.no_pca else [])))
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
-                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm)
+                      ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm,
+                      pca_std=0.0 if args.no_pca else PCA_NOISE_STD)
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")

@@ -1,0 +1,208 @@
+"""The paper's claims against their ablations, measured on the built-in data set.
+
+    python examples/ablations.py --quick        # a first try: 1 seed, short runs (minutes)
+    python examples/ablations.py                # 3 seeds of every variant (about an hour on a 2-core CPU)
+    python examples/ablations.py --devices 0    # on a GPU: much faster
+    python examples/ablations.py --variants paper no-lrn --seeds 5
+
+Each variant is the built-in run (the same data, net and recipe as
+``python examples/train_imagenet.py``, shortened to --epochs) with one of the paper's
+ingredients taken out or changed:
+
+    variant      what changes                                      the paper's claim (section)
+    paper        nothing: ReLU, LRN, pooling 3/2, two columns,     -
+                 PCA colour noise, dropout
+    no-lrn       no local response normalization                   LRN: -1.4% top-1, -1.2% top-5 (3.3)
+    pool-2x2     max-pooling 2/2 instead of 3/2                    overlap: -0.4% top-1, -0.3% top-5 (3.4)
+    one-column   one column, half the kernels in conv1-conv4       two columns: -1.7% top-1, -1.2% top-5 (3.2)
+                 (the paper's one-GPU baseline)
+    no-pca       no PCA colour noise                               over -1% top-1 (4.1)
+    no-dropout   no dropout                                        "substantial overfitting" without it (4.2)
+    tanh         tanh instead of ReLU                              Figure 1: slower to train (3.1)
+
+Every run of every seed is written to OUT/<variant>-seed<k>/ (checkpoint, metrics) and
+its final numbers to OUT/results.json as soon as it ends, so a stopped study continues
+where it was (runs already finished are not repeated; a run cut short resumes from its
+checkpoint). At the end: OUT/ablations.md (a Markdown table: mean +- standard deviation of
+the validation top-1 and top-5 error over the seeds, and the change against ``paper``),
+OUT/ablations.png, and the same table printed.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from tinyalex import PAPER, AlexNet, builtin
+from tinyalex.backend import keep_freed_memory, parse_devices
+from tinyalex.locking import FolderInUse, folder_lock
+from tinyalex.training import Trainer
+
+VARIANTS = {  # name -> (model switches, trainer options, the paper's claim)
+    "paper": ({}, {}, "-"),
+    "no-lrn": ({"lrn": False}, {}, "LRN: -1.4% top-1, -1.2% top-5 (3.3)"),
+    "pool-2x2": ({"pool": (2, 2)}, {}, "overlapping pooling: -0.4% top-1, -0.3% top-5 (3.4)"),
+    "one-column": ({"columns": 1, "halve_convs": True}, {}, "two columns: -1.7% top-1, -1.2% top-5 (3.2)"),
+    "no-pca": ({}, {"pca_std": 0.0}, "PCA colour noise: over -1% top-1 (4.1)"),
+    "no-dropout": ({"dropout": 0.0}, {}, "dropout: without it, substantial overfitting (4.2)"),
+    "tanh": ({"activation": "tanh"}, {}, "ReLU: faster training (3.1, Figure 1)"),
+}
+PRESETS = {"full": dict(seeds=3, epochs=15), "quick": dict(seeds=1, epochs=4)}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 seed and 4 epochs per variant: a first try")
+    p.add_argument("--seeds", type=int, help="runs per variant (default 3)")
+    p.add_argument("--epochs", type=int, help="epochs per run (default 15)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                   help="which variants (default: all); 'paper' is always run, as the reference")
+    p.add_argument("--devices", default=None, help='"cpu", a GPU id, or two ids such as 0,1')
+    p.add_argument("--data-out", type=Path, default=Path("data"), help="where the built-in data set goes")
+    p.add_argument("--out", type=Path, default=Path("runs/ablations"))
+    p.add_argument("--data-scale", type=float, default=1.0,
+                   help="fraction of the built-in data set's images per class (for tests; default 1)")
+    args = p.parse_args(argv)
+    for name, value in PRESETS["quick" if args.quick else "full"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.seeds < 1 or args.epochs < 1:
+        p.error("--seeds and --epochs must be at least 1")
+    if not 0 < args.data_scale <= 1:
+        p.error("--data-scale must be in (0, 1]")
+    if "paper" not in args.variants:
+        args.variants.insert(0, "paper")
+    try:
+        args.devices = parse_devices(args.devices)
+    except ValueError as error:
+        p.error(f"--devices {error}")
+    return args
+
+
+def model_config(variant, num_classes, seed):
+    """What AlexNet is built with for ``variant``: the built-in net, changed as the variant says."""
+    switches = dict(VARIANTS[variant][0])
+    if switches.pop("halve_convs", False):
+        # the paper's one-GPU net (section 3.2 and its footnote): half the kernels of conv1 to
+        # conv4, conv5 and the fc layers whole
+        c1, c2, c3, c4, c5 = builtin.MODEL["channels"]
+        switches["channels"] = (c1 // 2, c2 // 2, c3 // 2, c4 // 2, c5)
+    return {"num_classes": num_classes, "seed": seed, **builtin.model_settings(**switches)}
+
+
+def run_one(variant, seed, args, train, val):
+    """Train one variant with one seed (resuming if it was cut short) -> its final metrics."""
+    _, trainer_options, _ = VARIANTS[variant]
+    out = args.out / f"{variant}-seed{seed}"
+    config = model_config(variant, train.num_classes, seed)
+    model = AlexNet(devices=args.devices, **config)
+    recipe = replace(PAPER, **builtin.RECIPE)
+    trainer = Trainer(model, config, train, val, out, recipe=recipe, epochs=args.epochs, seed=seed,
+                      ten_crop_every=args.epochs, **trainer_options)
+    if (out / "checkpoint.npz").exists():
+        trainer.resume()
+    started = time.perf_counter()
+    history = trainer.train()
+    last = history[-1]
+    return {"variant": variant, "seed": seed, "epochs": len(history),
+            "val_top1_error": last["val_top1_error"], "val_top5_error": last["val_top5_error"],
+            "val_top1_error_10crop": last.get("val_top1_error_10crop"),
+            "train_top1_error": last["train_top1_error"], "val_loss": last["val_loss"],
+            "train_loss": last["train_loss"], "seconds": time.perf_counter() - started,
+            "parameters": model.num_parameters()}
+
+
+def mean_std(values):
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def table(results, variants):
+    """The Markdown table: one row per variant, mean +- std over its seeds."""
+    rows = ["| variant | the paper's claim | seeds | val top-1 error (%) | val top-5 error (%) | "
+            "change in top-1 / top-5 vs paper | train top-1 error (%) |",
+            "|---|---|---|---|---|---|---|"]
+    reference = {k: mean_std([r[k] for r in results if r["variant"] == "paper"])[0]
+                 for k in ("val_top1_error", "val_top5_error")}
+    for variant in variants:
+        runs = [r for r in results if r["variant"] == variant]
+        if not runs:
+            continue
+        (top1, top1_std), (top5, top5_std) = (mean_std([r[k] for r in runs])
+                                              for k in ("val_top1_error", "val_top5_error"))
+        train_error, train_std = mean_std([r["train_top1_error"] for r in runs])
+        change = ("-" if variant == "paper" else
+                  f"{top1 - reference['val_top1_error']:+.1f} / {top5 - reference['val_top5_error']:+.1f}")
+        rows.append(f"| {variant} | {VARIANTS[variant][2]} | {len(runs)} | {top1:.1f} ± {top1_std:.1f} | "
+                    f"{top5:.1f} ± {top5_std:.1f} | {change} | {train_error:.1f} ± {train_std:.1f} |")
+    return "\n".join(rows)
+
+
+def draw(path, results, variants):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [v for v in variants if any(r["variant"] == v for r in results)]
+    fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 4))
+    for offset, key, label in ((-0.2, "val_top1_error", "val top-1 error"),
+                               (0.2, "val_top5_error", "val top-5 error")):
+        means, stds = zip(*(mean_std([r[key] for r in results if r["variant"] == v]) for v in names))
+        ax.bar([i + offset for i in range(len(names))], means, width=0.4, yerr=stds, capsize=3, label=label)
+        for i, v in enumerate(names):  # every seed as a dot, so the spread is visible
+            ax.plot([i + offset] * sum(r["variant"] == v for r in results),
+                    [r[key] for r in results if r["variant"] == v], "k.", markersize=4)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("error on the built-in validation set (%)")
+    ax.set_title("the paper's ingredients, one taken out at a time (mean ± std over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keep_freed_memory()
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(args.out, "an ablation study"):
+            return study(args)
+    except FolderInUse as error:
+        raise SystemExit(f"error: {error}")
+
+
+def study(args):
+    started = time.perf_counter()
+    train, val = builtin.data(args.data_out, scale=args.data_scale)
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else []
+    done = {(r["variant"], r["seed"], r["epochs"]) for r in results}
+    print(f"Ablations on the built-in data set: {len(args.variants)} variants x {args.seeds} seed(s), "
+          f"{args.epochs} epochs each; results in {args.out}", flush=True)
+    for seed in range(args.seeds):
+        for variant in args.variants:
+            if (variant, seed, args.epochs) in done:
+                continue
+            print(f"\n== {variant}, seed {seed}", flush=True)
+            result = run_one(variant, seed, args, train, val)
+            results = [r for r in results if (r["variant"], r["seed"]) != (variant, seed)] + [result]
+            results_path.write_text(json.dumps(results, indent=1) + "\n")
+    results = [r for r in results if r["epochs"] == args.epochs and r["variant"] in args.variants
+               and r["seed"] < args.seeds]
+    text = table(results, args.variants)
+    minutes = (time.perf_counter() - started) / 60
+    (args.out / "ablations.md").write_text(
+        f"Validation error on the built-in data set after {args.epochs} epochs, mean ± standard deviation "
+        f"over {args.seeds} seed(s) (`python examples/ablations.py"
+        + (f" --seeds {args.seeds} --epochs {args.epochs}" if not args.quick else " --quick") + "`).\n\n"
+        + text + "\n")
+    draw(args.out / "ablations.png", results, args.variants)
+    print("\n" + text)
+    print(f"\nwrote {args.out / 'ablations.md'} and {args.out / 'ablations.png'}; this call took {minutes:.1f} min")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The scripts that measure the paper's findings, end to end on tiny settings:
+examples/ablations.py (every ablation variant), examples/figure1.py (ReLU against tanh),
+and the training program's ablation switches."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_split
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_example(name):
+    """An example program as a module, so that its functions can be called."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ablations_end_to_end_and_resumed_without_rerunning(tmp_path):
+    ablations = load_example("ablations")
+    args = ["--seeds", "1", "--epochs", "1", "--data-scale", "0.04", "--data-out", str(tmp_path / "data"),
+            "--out", str(tmp_path / "out"), "--devices", "cpu"]
+    results = ablations.main(args)
+    assert sorted(r["variant"] for r in results) == sorted(ablations.VARIANTS)
+    table = (tmp_path / "out" / "ablations.md").read_text()
+    for variant in ablations.VARIANTS:
+        assert f"| {variant} |" in table
+    assert (tmp_path / "out" / "ablations.png").stat().st_size > 0
+    # the one-column variant is the paper's one-GPU net: one column, half the kernels of conv1-conv4
+    one = next(r for r in results if r["variant"] == "one-column")
+    paper = next(r for r in results if r["variant"] == "paper")
+    assert one["parameters"] != paper["parameters"]
+    config = ablations.model_config("one-column", 10, 0)
+    assert config["columns"] == 1 and config["channels"][0] * 2 == ablations.builtin.MODEL["channels"][0]
+    # a second call finds every run done and repeats none of them
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    again = ablations.main(args)
+    assert sorted(json.dumps(r, sort_keys=True) for r in again) == sorted(json.dumps(r, sort_keys=True) for r in saved)
+
+
+def test_mean_and_spread_in_the_table():
+    ablations = load_example("ablations")
+    results = [{"variant": "paper", "seed": s, "val_top1_error": e1, "val_top5_error": e5, "train_top1_error": 1.0}
+               for s, (e1, e5) in enumerate([(10.0, 2.0), (14.0, 4.0)])]
+    results.append({"variant": "no-lrn", "seed": 0, "val_top1_error": 15.0, "val_top5_error": 3.0,
+                    "train_top1_error": 2.0})
+    table = ablations.table(results, ["paper", "no-lrn"])
+    assert "| paper | - | 2 | 12.0 ± 2.8 | 3.0 ± 1.4 | - |" in table      # std of (10, 14) is 2.83
+    assert "| +3.0 / +0.0 |" in table
+
+
+def test_figure1_counts_epochs_to_the_threshold_and_the_ratio():
+    figure1 = load_example("figure1")
+    assert figure1.epochs_to_reach([80, 50, 26, 25, 10], 25) == 4
+    assert figure1.epochs_to_reach([80, 50, 30], 25) is None
+    runs = [{"unit": "relu", "seed": 0, "errors": [60, 20, 10]}, {"unit": "tanh", "seed": 0, "errors": [80, 50, 24]},
+            {"unit": "relu", "seed": 1, "errors": [60, 24, 10]}, {"unit": "tanh", "seed": 1, "errors": [90, 80, 70]}]
+    lines, ratios = figure1.summarise(runs, 25)
+    assert ratios == [1.5]
+    assert "more than 1.5x" in lines[1]
+
+
+def test_figure1_end_to_end(tmp_path):
+    figure1 = load_example("figure1")
+    result = figure1.main(["--seeds", "1", "--epochs", "2", "--per-class", "6", "--classes", "3", "--size", "16",
+                           "--batch-size", "6",
+                           "--out", str(tmp_path)])
+    assert [run["unit"] for run in result["runs"]] == ["relu", "tanh"]
+    assert all(len(run["errors"]) == 2 and all(0 <= e <= 100 for e in run["errors"]) for run in result["runs"])
+    assert (tmp_path / "figure1.png").stat().st_size > 0
+    assert json.loads((tmp_path / "figure1.json").read_text())["runs"][0]["unit"] == "relu"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data256")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 3)):
+        write_split(folder / f"{split}.h5", rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8),
+                    np.arange(n) % 3)
+    return folder
+
+
+def train(*args):
+    command = [sys.executable, str(ROOT / "examples" / "train_imagenet.py"), "--devices", "cpu", "--batch-size", "4",
+               "--epochs", "1", "--ten-crop-every", "0", "--no-plots", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_training_program_takes_the_ablation_switches(data, tmp_path):
+    result = train("--data", data, "--out", tmp_path, "--activation", "tanh", "--no-lrn", "--pool", "2,2",
+                   "--columns", "1", "--no-pca", "--no-dropout")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("ablation: activation=tanh, lrn=False, pool=(2, 2), columns=1, dropout=0.0, no PCA colour noise"
+            in result.stdout)
+    with np.load(tmp_path / "checkpoint.npz") as checkpoint:
+        meta = json.loads(str(checkpoint["meta"]))
+    assert meta["model"]["activation"] == "tanh" and meta["model"]["columns"] == 1
+    assert meta["model"]["pool"] == [2, 2] and meta["pca_std"] == 0.0
+    assert "conv2.weight" in checkpoint_names(tmp_path)
+
+
+def checkpoint_names(folder):
+    with np.load(folder / "checkpoint.npz") as checkpoint:
+        return {name[len("model/"):] for name in checkpoint.files if name.startswith("model/")}
+
+
+def test_bad_ablation_values_are_refused(tmp_path):
+    for option, value in (("--pool", "3"), ("--pool", "0,2"), ("--columns", "3"), ("--activation", "sigmoid")):
+        result = train("--out", tmp_path / "never", option, value)
+        assert result.returncode == 2 and option in result.stderr, (option, value, result.stderr[-500:])
+        assert not (tmp_path / "never").exists()
