@@ -1,3 +1,4 @@
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +58,26 @@ def write_split(path, images, labels, *, split=None, wnids=WNIDS, class_names=No
     return write_prepared(path, images, labels, [f"{split}_{i}.JPEG" for i in range(len(labels))], wnids,
                           class_names or wnids, split=split, source="made by the tests", statistics=stored,
                           complete=complete)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def example(name):
+    """examples/<name>.py as a module, so that its main() and functions run in this process."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    """train.h5 and val.h5 of full-size (256 x 256) noise images in 3 classes (8 and 3 images):
+    the smallest data set the training program's full-size net runs on."""
+    folder = tmp_path_factory.mktemp("data256")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("val", 3)):
+        images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
+        write_split(folder / f"{split}.h5", images, np.arange(n) % 3)
+    return folder

@@ -10,8 +10,10 @@ page: each block must appear as it is (trailing spaces aside), in any order. A s
 ``# needs: c++`` (or ``nvcc``) names a program the script runs; without it, it is skipped.
 
 Not covered: measured timings (docs/benchmarks.md, the speeds in docs/training.md and
-docs/data.md). They depend on the machine and its load, so no test could reproduce them;
-each is given with the command that measured it and the hardware it ran on instead.
+docs/data.md) and the results of training runs (docs/results.md, the built-in run in
+docs/training.md). They depend on the machine, its load and its BLAS library's threads,
+and take minutes, so no test could reproduce them; each is given with the command that
+measured it and the hardware it ran on instead.
 """
 
 import re

@@ -2,29 +2,19 @@
 examples/ablations.py (every ablation variant), examples/figure1.py (ReLU against tanh),
 and the training program's ablation switches."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import write_split
+from conftest import example
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_example(name):
-    """An example program as a module, so that its functions can be called."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_ablations_end_to_end_and_resumed_without_rerunning(tmp_path):
-    ablations = load_example("ablations")
+    ablations = example("ablations")
     args = ["--seeds", "1", "--epochs", "1", "--data-scale", "0.04", "--data-out", str(tmp_path / "data"),
             "--out", str(tmp_path / "out"), "--devices", "cpu"]
     results = ablations.main(args)
@@ -46,7 +36,7 @@ def test_ablations_end_to_end_and_resumed_without_rerunning(tmp_path):
 
 
 def test_mean_and_spread_in_the_table():
-    ablations = load_example("ablations")
+    ablations = example("ablations")
     results = [{"variant": "paper", "seed": s, "val_top1_error": e1, "val_top5_error": e5, "train_top1_error": 1.0}
                for s, (e1, e5) in enumerate([(10.0, 2.0), (14.0, 4.0)])]
     results.append({"variant": "no-lrn", "seed": 0, "val_top1_error": 15.0, "val_top5_error": 3.0,
@@ -57,7 +47,7 @@ def test_mean_and_spread_in_the_table():
 
 
 def test_figure1_counts_epochs_to_the_threshold_and_the_ratio():
-    figure1 = load_example("figure1")
+    figure1 = example("figure1")
     assert figure1.epochs_to_reach([80, 50, 26, 25, 10], 25) == 4
     assert figure1.epochs_to_reach([80, 50, 30], 25) is None
     runs = [{"unit": "relu", "seed": 0, "errors": [60, 20, 10]}, {"unit": "tanh", "seed": 0, "errors": [80, 50, 24]},
@@ -68,7 +58,7 @@ def test_figure1_counts_epochs_to_the_threshold_and_the_ratio():
 
 
 def test_figure1_end_to_end(tmp_path):
-    figure1 = load_example("figure1")
+    figure1 = example("figure1")
     result = figure1.main(["--seeds", "1", "--epochs", "2", "--per-class", "6", "--classes", "3", "--size", "16",
                            "--batch-size", "6",
                            "--out", str(tmp_path)])
@@ -76,16 +66,6 @@ def test_figure1_end_to_end(tmp_path):
     assert all(len(run["errors"]) == 2 and all(0 <= e <= 100 for e in run["errors"]) for run in result["runs"])
     assert (tmp_path / "figure1.png").stat().st_size > 0
     assert json.loads((tmp_path / "figure1.json").read_text())["runs"][0]["unit"] == "relu"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data256")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("val", 3)):
-        write_split(folder / f"{split}.h5", rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8),
-                    np.arange(n) % 3)
-    return folder
 
 
 def train(*args):

@@ -5,22 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-from conftest import write_split
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ["curves.png", "conv1_kernels.png", "predictions.png", "neighbours.png", "confusion_matrix.png"]
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data256")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("val", 3)):
-        images = rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8)
-        write_split(folder / f"{split}.h5", images, np.arange(n) % 3)
-    return folder
 
 
 def train(*args):

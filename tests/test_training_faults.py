@@ -6,7 +6,6 @@ Most run the programs' main() in this process (quick); the lock and the full dis
 real processes.
 """
 
-import importlib.util
 import os
 import resource
 import shutil
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_split
+from conftest import example, write_split
 from PIL import Image
 
 from tinyalex import AlexNet, Recipe
@@ -27,25 +26,6 @@ from tinyalex.training import CHECKPOINT, Trainer, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(num_classes=3, image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)
-
-
-def example(name):
-    """examples/<name>.py as a module, so that its main() runs in this process."""
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """train.h5 and val.h5 of full-size (256 x 256) noise images in 3 classes."""
-    folder = tmp_path_factory.mktemp("data256")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 8), ("val", 3)):
-        write_split(folder / f"{split}.h5", rng.integers(0, 256, size=(n, 256, 256, 3), dtype=np.uint8),
-                    np.arange(n) % 3)
-    return folder
 
 
 def train_main(*args):
