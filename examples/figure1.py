@@ -121,7 +121,7 @@ def train(layers, x, labels, epochs, lr, batch_size, seed):
             h = x[batch]
             for _, layer in layers:
                 h = layer.forward(h, train=True)
-            loss_fn.forward(h, labels[batch])
+            loss = loss_fn.forward(h, labels[batch])
             wrong += int((h.argmax(axis=1) != labels[batch]).sum())
             seen += len(batch)
             d = loss_fn.backward()
@@ -131,7 +131,7 @@ def train(layers, x, labels, epochs, lr, batch_size, seed):
                     break
             sgd.step((f"{name}.{p}", w, grad) for name, layer in layers for p, w, grad in layer.parameters())
         errors.append(100.0 * wrong / seen)
-        if not np.isfinite(loss_fn.forward(h, labels[batch], train=False)):
+        if not np.isfinite(loss):  # diverged: the rest of the curve would be noise
             errors += [float("nan")] * (epochs - epoch - 1)
             break
     return errors

@@ -41,24 +41,21 @@ from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer,
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+
+def int_at_least(minimum):
+    """An argparse type: an integer no smaller than ``minimum``."""
+    def parse(text):
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
 
 
 def positive_float(text):
     value = float(text)
     if not value > 0 or value == float("inf"):  # "not >" also refuses NaN
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
 
 
@@ -102,14 +99,14 @@ def parse_args(argv=None):
     p.add_argument("--out", type=Path, default=Path("runs/alexnet"), help="output folder (default: runs/alexnet)")
     p.add_argument("--devices", default=None,
                    help='"cpu", a GPU id such as 0, or two ids such as 0,1 (default: the first GPU, else the CPU)')
-    p.add_argument("--epochs", type=positive_int, help=f"at most this many epochs (default: {PAPER.max_epochs})")
-    p.add_argument("--batch-size", type=positive_int, help=f"default: {PAPER.batch_size}")
+    p.add_argument("--epochs", type=int_at_least(1), help=f"at most this many epochs (default: {PAPER.max_epochs})")
+    p.add_argument("--batch-size", type=int_at_least(1), help=f"default: {PAPER.batch_size}")
     p.add_argument("--lr", type=positive_float,
                    help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, the new rate")
     p.add_argument("--positive-bias", type=float,
                    help="bias of conv2, conv4, conv5, fc6, fc7 (the paper's 1 by default; Caffe's port: 0.1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ten-crop-every", type=non_negative_int,
+    p.add_argument("--ten-crop-every", type=int_at_least(0),
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
