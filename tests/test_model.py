@@ -7,7 +7,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy, to_numpy
 from tinyalex.layers import LRN, Conv2D, MaxPool2D, Tanh
-from tinyalex.model import PAPER_LAYERS, architecture, fan_ins, walk
+from tinyalex.model import PAPER_LAYERS, architecture, fan_ins, paper_gain_weight_std, walk
 
 SMALL = dict(image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)  # conv1 15x15, pool5 1x1
 
@@ -190,6 +190,41 @@ def test_the_papers_one_gpu_baseline_has_about_as_many_parameters():
     assert isinstance(baseline.column_a.layer("pool5"), MaxPool2D)
 
 
+def test_dropping_conv4_removes_its_row_and_nothing_else(full_model):
+    # section 7: the net one middle layer shallower. conv5 reads conv3's 384 maps, 192 per
+    # column, as it read conv4's: every other layer keeps its shape, and the crossings stay
+    shallower = AlexNet(devices="cpu", drop_conv="conv4")
+    assert [spec.name for spec in shallower.layers] == [s.name for s in PAPER_LAYERS if s.name != "conv4"]
+    assert shallower.crossings == full_model.crossings == ["cross3", "cross6", "cross7", "cross8"]
+    shapes = {k: v.shape for k, v in shallower.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in full_model.state_dict().items() if not k.startswith("conv4.")}
+    conv4 = 384 * 192 * 3 * 3 + 384    # the paper's Figure 2: 384 kernels of 3x3x192, and their biases
+    assert full_model.num_parameters() - shallower.num_parameters() == conv4
+    assert fan_ins(shallower.layers, 227, 2)["conv5"] == 3 * 3 * 192
+    assert repr(shallower).endswith("drop_conv='conv4')") and "drop_conv" not in repr(full_model)
+    assert not any("conv4" in name or "relu4" in name for name, _ in shallower.named_layers())
+
+
+def test_dropping_conv4_keeps_the_sizes_of_the_small_net():
+    model, paper = small_model(drop_conv="conv4"), small_model()
+    x = np.zeros((2, 3, 67, 67), dtype=np.float32)
+    assert model.forward(x).shape == paper.forward(x).shape == (2, 5)
+    shapes, paper_shapes = model.activation_shapes()["column_b"], paper.activation_shapes()["column_b"]
+    assert shapes == {k: v for k, v in paper_shapes.items() if k not in ("conv4", "relu4")}
+    # a narrower net's initial spreads follow the fan-ins of the net it is: conv5 reads conv3
+    spreads = paper_gain_weight_std(67, (8, 8, 12, 16, 8), 16, drop_conv="conv4")
+    assert "conv4" not in spreads
+    assert spreads["conv5"] == paper_gain_weight_std(67, (8, 8, 12, 12, 8), 16)["conv5"]
+
+
+def test_only_a_middle_layer_that_keeps_the_crossings_can_be_dropped():
+    reasons = {"conv3": "only crossing between conv layers", "conv2": "LRN and max-pooling after conv2",
+               "conv1": "not a middle layer", "conv5": "not a middle layer", "fc6": "not one of the conv layers"}
+    for name, reason in reasons.items():
+        with pytest.raises(ValueError, match=reason):
+            small_model(drop_conv=name)
+
+
 # The two columns equal the one-device AlexNet with grouped convolutions ----------------------
 
 def grouped_conv(x, w, b, stride, pad, groups):
@@ -229,7 +264,8 @@ def one_column_alexnet(state, x):
     x = pool(grouped_lrn(relu(grouped_conv(x, s["conv1.weight"], s["conv1.bias"], 4, 0, 1))))
     x = pool(grouped_lrn(relu(grouped_conv(x, s["conv2.weight"], s["conv2.bias"], 1, 2, 2))))
     x = relu(grouped_conv(x, s["conv3.weight"], s["conv3.bias"], 1, 1, 1))
-    x = relu(grouped_conv(x, s["conv4.weight"], s["conv4.bias"], 1, 1, 2))
+    if "conv4.weight" in s:     # not in the net without conv4 (section 7)
+        x = relu(grouped_conv(x, s["conv4.weight"], s["conv4.bias"], 1, 1, 2))
     x = pool(relu(grouped_conv(x, s["conv5.weight"], s["conv5.bias"], 1, 1, 2)))
     x = x.reshape(len(x), -1)
     x = relu(x @ s["fc6.weight"].T + s["fc6.bias"])
@@ -237,8 +273,9 @@ def one_column_alexnet(state, x):
     return x @ s["fc8.weight"].T + s["fc8.bias"]
 
 
-def test_two_columns_equal_one_grouped_column():
-    model = small_model(dtype="float64", weight_std=0.2, image_size=99)  # pool5 2x2: flatten order matters
+@pytest.mark.parametrize("switches", [{}, {"drop_conv": "conv4"}], ids=["paper", "no-conv4"])
+def test_two_columns_equal_one_grouped_column(switches):
+    model = small_model(dtype="float64", weight_std=0.2, image_size=99, **switches)  # pool5 2x2: flatten order matters
     x = np.random.default_rng(5).standard_normal((3, 3, 99, 99))
     expected = one_column_alexnet(model.state_dict(), x)
     assert rel_error(model.forward(x, train=False), expected) < 1e-12
@@ -246,8 +283,11 @@ def test_two_columns_equal_one_grouped_column():
 
 # Gradients of the whole (scaled-down) model ------------------------------------------------
 
-def test_model_gradients():
-    model = small_model(dtype="float64", weight_std=0.2, image_size=99, seed=11)
+@pytest.mark.parametrize("switches", [{}, {"drop_conv": "conv4"}], ids=["paper", "no-conv4"])
+def test_model_gradients(switches):
+    # weights of 0.1 keep the loss near log(5): at 0.2 the net without conv4 saturates the
+    # softmax, and some gradients fall to 1e-7, below what central differences resolve
+    model = small_model(dtype="float64", weight_std=0.1, image_size=99, seed=11, **switches)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 99, 99))
     labels = np.array([1, 4])
@@ -266,7 +306,7 @@ def test_model_gradients():
     evaluate()
     model.backward(loss.backward())
     analytic = {name: (param, grad.copy()) for name, param, grad in model.parameters()}
-    assert len(analytic) == 2 * 2 * 7 + 2
+    assert len(analytic) == 2 * 2 * (len(model.layers) - 1) + 2   # weight and bias, per column, and fc8's
     errors = {}
     for name, (param, grad) in analytic.items():
         idx = sample(param, 6, rng)

@@ -17,7 +17,8 @@ The whole architecture is one table, :data:`PAPER_LAYERS`: one row per layer wit
 weights, saying its kernel, stride and padding, which outputs it reads, and what follows
 it. The columns, the fan-ins, the output sizes and PyTorch's equivalent in ``bench/`` are
 all read from it; the ablations of the paper (tanh for ReLU, no LRN, pooling 2/2, one
-column) are changes to its entries, made by :func:`architecture`.
+column, a middle conv layer removed) are changes to its entries, made by
+:func:`architecture`.
 
 On one device this is the familiar one-column AlexNet with grouped convolutions
 (groups=2 at conv2, conv4 and conv5): :meth:`AlexNet.state_dict` gives exactly that
@@ -93,13 +94,43 @@ PARAMETER_LAYERS = tuple(spec.name for spec in PAPER_LAYERS)
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
+def removal_refused(name):
+    """Why the paper's net cannot lose the conv layer ``name`` and stay itself with one layer
+    fewer, or None for a middle layer it can lose (section 7, :data:`DROPPABLE_CONVS`)."""
+    convs = [spec.name for spec in PAPER_LAYERS if spec.is_conv]
+    if name not in convs:
+        return f"{name!r} is not one of the conv layers {convs}"
+    spec = next(spec for spec in PAPER_LAYERS if spec.name == name)
+    if name in (convs[0], convs[-1]):
+        return f"{name} is not a middle layer: section 7 removes one of the layers between {convs[0]} and {convs[-1]}"
+    if spec.reads == "both":
+        return (f"{name} reads both columns, the only crossing between conv layers: without it the columns "
+                "would not meet before fc6, a change to more than the depth")
+    if spec.lrn or spec.pool:
+        return (f"the LRN and max-pooling after {name} would go with it and change the size of every later "
+                "layer, not only the depth")
+    return None
+
+
+# The middle conv layers whose removal leaves every crossing, size and normalization of the
+# paper's net as it was: conv4 alone (conv3 is a crossing; conv2 carries LRN and pooling).
+DROPPABLE_CONVS = tuple(spec.name for spec in PAPER_LAYERS if spec.is_conv and removal_refused(spec.name) is None)
+
+
 def architecture(num_classes=1000, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN, *, activation="relu",
-                 lrn=True, pool=(3, 2), dropout=0.5):
+                 lrn=True, pool=(3, 2), dropout=0.5, drop_conv=None):
     """The table with these widths and switches; every default is the paper's.
 
     Each switch changes entries of :data:`PAPER_LAYERS` rather than adding a branch to the
     model: ``activation`` every activation, ``lrn=False`` removes both LRN layers,
     ``pool`` sets every max-pooling's (size, stride), ``dropout`` both dropout layers.
+    ``drop_conv`` removes the row of one middle conv layer (section 7: "removing any of the
+    middle layers results in a loss of about 2% for the top-1 performance"); ``channels``
+    still gives all five conv widths, the removed layer's unused. Only "conv4" is accepted:
+    conv5 then reads conv3's maps, own column only, as it read conv4's, and every crossing
+    stays. Removing conv3 would also remove the only crossing between conv layers (it reads
+    both columns), and removing conv2 would take its LRN and pooling and change every later
+    size; :func:`removal_refused` says so when asked for them.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation is one of {sorted(ACTIVATIONS)}, not {activation!r}")
@@ -112,8 +143,12 @@ def architecture(num_classes=1000, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN,
     widths = {spec.name: width for spec, width in zip(convs, channels)}
     widths.update({spec.name: hidden for spec in PAPER_LAYERS[len(convs):-1]})
     widths[PAPER_LAYERS[-1].name] = num_classes
+    if drop_conv is not None and removal_refused(drop_conv):
+        raise ValueError(f"drop_conv={drop_conv!r} is refused: {removal_refused(drop_conv)}")
     table = []
     for spec in PAPER_LAYERS:
+        if spec.name == drop_conv:
+            continue
         table.append(replace(spec, width=widths[spec.name],
                              activation=spec.activation and activation,
                              lrn=spec.lrn and lrn,
@@ -187,17 +222,19 @@ def fan_ins(layers, image_size, columns):
     return {name: shape.fan_in for name, shape in walk(layers, image_size, columns).items()}
 
 
-def paper_gain_weight_std(image_size, channels, hidden, columns=2):
+def paper_gain_weight_std(image_size, channels, hidden, columns=2, drop_conv=None):
     """Initial weight spreads that give a narrower net the paper's gain in every layer.
 
     A neuron's output spread grows like std * sqrt(fan-in). The paper's N(0, 0.01^2) suits
     its fan-ins (1200 to 9216); a net with fewer kernels would lose signal at every layer
     and take long to start learning. std = 0.01 * sqrt(paper fan-in / fan-in) keeps each
     layer's gain as in the paper; for the paper's own geometry it is 0.01 everywhere.
+    ``drop_conv`` names a removed layer (:func:`architecture`), whose successor reads the
+    maps of the layer before it.
     """
     paper = fan_ins(PAPER_LAYERS, 227, 2)
-    ours = fan_ins(architecture(channels=channels, hidden=hidden), image_size, columns)
-    return {layer: 0.01 * (paper[layer] / ours[layer]) ** 0.5 for layer in paper}
+    ours = fan_ins(architecture(channels=channels, hidden=hidden, drop_conv=drop_conv), image_size, columns)
+    return {layer: 0.01 * (paper[layer] / ours[layer]) ** 0.5 for layer in ours}
 
 
 def std_of(weight_std, layer):
@@ -344,6 +381,9 @@ class AlexNet:
         all of ``channels`` and ``hidden`` with no crossings and no groups (the one-GPU net;
         the paper's one-GPU baseline of section 3.2 is ``columns=1`` with half the kernels
         of conv1-conv4: ``channels=(48, 128, 192, 192, 256)``).
+    drop_conv: None, or "conv4": the net one middle conv layer shallower (section 7), conv5
+        reading conv3's maps; the other layers keep their names. conv3 and conv2 are
+        refused, with the reason (:func:`architecture`).
     weight_std, positive_bias: the paper's initialisation, N(0, 0.01^2) weights and bias 1
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
         weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
@@ -352,7 +392,7 @@ class AlexNet:
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
                  hidden=PAPER_HIDDEN, dropout=0.5, weight_std=0.01, positive_bias=1.0, seed=0,
-                 dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2):
+                 dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2, drop_conv=None):
         if columns not in (1, 2):
             raise ValueError(f"AlexNet has one column or two, not {columns}")
         if devices is None:
@@ -368,10 +408,11 @@ class AlexNet:
                              f"be multiples of {columns}")
         self.num_classes, self.image_size = num_classes, image_size
         self.channels, self.hidden = tuple(channels), hidden
-        self.switches = {"activation": activation, "lrn": lrn, "pool": tuple(pool), "columns": columns}
+        self.switches = {"activation": activation, "lrn": lrn, "pool": tuple(pool), "columns": columns,
+                         "drop_conv": drop_conv}
         self.dtype = np.dtype(dtype)
         self.layers = architecture(num_classes, channels, hidden, activation=activation, lrn=lrn, pool=pool,
-                                   dropout=dropout)
+                                   dropout=dropout, drop_conv=drop_conv)
         shapes = walk(self.layers, image_size, columns)
         self.hooks = Hooks()
 
@@ -511,7 +552,7 @@ class AlexNet:
                 for c in self.columns}
 
     def __repr__(self):
-        paper = {"activation": "relu", "lrn": True, "pool": (3, 2), "columns": 2}
+        paper = {"activation": "relu", "lrn": True, "pool": (3, 2), "columns": 2, "drop_conv": None}
         ablations = "".join(f", {key}={value!r}" for key, value in self.switches.items() if value != paper[key])
         return (f"AlexNet(num_classes={self.num_classes}, devices={self.devices}, image_size={self.image_size}, "
                 f"channels={self.channels}, hidden={self.hidden}{ablations})")
