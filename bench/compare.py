@@ -16,8 +16,8 @@ Checks, each reported as one relative error ||a - b|| / max(||a||, ||b||):
 3. one SGD step: tinyalex's velocity against PyTorch's momentum buffer. The paper's rule
    (v <- 0.9 v - 0.0005 lr w - lr dL/dw, w <- w + v) and ``torch.optim.SGD`` (buf <- 0.9 buf
    + dL/dw + 0.0005 w, w <- w - lr buf) are the same update with v = -lr * buf;
-4. the variants of the architecture table (tanh, no LRN, pooling 2/2, one column), from
-   which both frameworks build their nets: the same logits;
+4. the variants of the architecture table (tanh, no LRN, pooling 2/2, one column, no
+   conv4), from which both frameworks build their nets: the same logits;
 5. the benchmark's layer-by-layer training step (``layer_timing.py``) against tinyalex's
    own, on a small net with dropout on: the same loss and weights after two steps.
 
@@ -303,7 +303,8 @@ def check_variants(report, device, dtype, rng):
                 "weight_std": 0.1}
     images = (rng.standard_normal((2, 3, 67, 67)) * PIXEL_STD).astype(dtype)
     for label, switches in (("tanh", {"activation": "tanh"}), ("no LRN", {"lrn": False}),
-                            ("pooling 2/2", {"pool": (2, 2)}), ("one column", {"columns": 1})):
+                            ("pooling 2/2", {"pool": (2, 2)}), ("one column", {"columns": 1}),
+                            ("no conv4", {"drop_conv": "conv4"})):
         model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=2, **geometry, **switches)
         tmodel = torch_alexnet_from(model).eval()
         with torch.no_grad():

@@ -19,6 +19,7 @@ ingredients taken out or changed:
     no-pca       no PCA colour noise                               over -1% top-1 (4.1)
     no-dropout   no dropout                                        "substantial overfitting" without it (4.2)
     tanh         tanh instead of ReLU                              Figure 1: slower to train (3.1)
+    no-conv4     no conv4: conv5 reads conv3's maps                removing a middle conv layer: about +2% top-1 (7)
 
 Every run of every seed is written to OUT/<variant>-seed<k>/ (checkpoint, metrics) and
 its final numbers to OUT/results.json as soon as it ends, so a stopped study continues
@@ -48,6 +49,7 @@ VARIANTS = {  # name -> (model switches, trainer options, the paper's claim)
     "no-pca": ({}, {"pca_std": 0.0}, "PCA colour noise: over -1% top-1 (4.1)"),
     "no-dropout": ({"dropout": 0.0}, {}, "dropout: without it, substantial overfitting (4.2)"),
     "tanh": ({"activation": "tanh"}, {}, "ReLU: faster training (3.1, Figure 1)"),
+    "no-conv4": ({"drop_conv": "conv4"}, {}, "removing a middle conv layer: about +2% top-1 (7)"),
 }
 PRESETS = {"full": dict(seeds=3, epochs=15), "quick": dict(seeds=1, epochs=4)}
 

@@ -35,6 +35,7 @@ from tinyalex.backend import keep_freed_memory, parse_devices
 from tinyalex.data import PreparedSplit
 from tinyalex.datasets.prepare import prepare_imagenet
 from tinyalex.locking import FolderInUse, folder_lock
+from tinyalex.model import DROPPABLE_CONVS, removal_refused
 from tinyalex import builtin, distributed, plots
 from tinyalex.data import PCA_NOISE_STD
 from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
@@ -70,6 +71,14 @@ def pool_setting(text):
     return size, stride
 
 
+def droppable_conv(name):
+    """A middle conv layer that the net can lose (section 7); any other name is refused with the reason."""
+    reason = removal_refused(name)
+    if reason:
+        raise argparse.ArgumentTypeError(reason)
+    return name
+
+
 def ablation_switches(args):
     """The AlexNet settings that the ablation options change (only those given)."""
     switches = {}
@@ -83,6 +92,8 @@ def ablation_switches(args):
         switches["columns"] = args.columns
     if args.no_dropout:
         switches["dropout"] = 0.0
+    if args.drop_conv is not None:
+        switches["drop_conv"] = args.drop_conv
     return switches
 
 
@@ -119,6 +130,9 @@ def parse_args(argv=None):
                           help="2 columns (default) or 1 column holding every kernel, no crossings (3.2)")
     ablation.add_argument("--no-pca", action="store_true", help="no PCA colour noise (4.1)")
     ablation.add_argument("--no-dropout", action="store_true", help="no dropout (4.2)")
+    ablation.add_argument("--drop-conv", type=droppable_conv, metavar="LAYER",
+                          help=f"remove a middle conv layer: {' or '.join(DROPPABLE_CONVS)}, the one whose "
+                               "removal keeps every crossing of the columns (7)")
     return p.parse_args(argv)
 
 

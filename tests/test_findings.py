@@ -29,6 +29,10 @@ def test_ablations_end_to_end_and_resumed_without_rerunning(tmp_path):
     assert one["parameters"] != paper["parameters"]
     config = ablations.model_config("one-column", 10, 0)
     assert config["columns"] == 1 and config["channels"][0] * 2 == ablations.builtin.MODEL["channels"][0]
+    # the no-conv4 variant is the built-in net without conv4: 3x3 kernels over its own column's conv3 maps
+    shallower = next(r for r in results if r["variant"] == "no-conv4")
+    _, _, conv3, conv4, _ = ablations.builtin.MODEL["channels"]
+    assert paper["parameters"] - shallower["parameters"] == conv4 * (conv3 // 2) * 3 * 3 + conv4
     # a second call finds every run done and repeats none of them
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     again = ablations.main(args)
@@ -76,15 +80,16 @@ def train(*args):
 
 def test_training_program_takes_the_ablation_switches(data, tmp_path):
     result = train("--data", data, "--out", tmp_path, "--activation", "tanh", "--no-lrn", "--pool", "2,2",
-                   "--columns", "1", "--no-pca", "--no-dropout")
+                   "--columns", "1", "--no-pca", "--no-dropout", "--drop-conv", "conv4")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert ("ablation: activation=tanh, lrn=False, pool=(2, 2), columns=1, dropout=0.0, no PCA colour noise"
-            in result.stdout)
+    assert ("ablation: activation=tanh, lrn=False, pool=(2, 2), columns=1, dropout=0.0, drop_conv=conv4, "
+            "no PCA colour noise" in result.stdout)
     with np.load(tmp_path / "checkpoint.npz") as checkpoint:
         meta = json.loads(str(checkpoint["meta"]))
     assert meta["model"]["activation"] == "tanh" and meta["model"]["columns"] == 1
-    assert meta["model"]["pool"] == [2, 2] and meta["pca_std"] == 0.0
-    assert "conv2.weight" in checkpoint_names(tmp_path)
+    assert meta["model"]["pool"] == [2, 2] and meta["pca_std"] == 0.0 and meta["model"]["drop_conv"] == "conv4"
+    names = checkpoint_names(tmp_path)
+    assert "conv2.weight" in names and "conv5.weight" in names and "conv4.weight" not in names
 
 
 def checkpoint_names(folder):
@@ -93,7 +98,10 @@ def checkpoint_names(folder):
 
 
 def test_bad_ablation_values_are_refused(tmp_path):
-    for option, value in (("--pool", "3"), ("--pool", "0,2"), ("--columns", "3"), ("--activation", "sigmoid")):
+    for option, value in (("--pool", "3"), ("--pool", "0,2"), ("--columns", "3"), ("--activation", "sigmoid"),
+                          ("--drop-conv", "conv3"), ("--drop-conv", "conv5")):
         result = train("--out", tmp_path / "never", option, value)
         assert result.returncode == 2 and option in result.stderr, (option, value, result.stderr[-500:])
         assert not (tmp_path / "never").exists()
+    # a refused layer is refused with the reason
+    assert "the only crossing between conv layers" in train("--out", tmp_path / "never", "--drop-conv", "conv3").stderr

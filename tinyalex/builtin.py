@@ -37,15 +37,16 @@ REASONS = [
 
 
 def weight_std(config):
-    """The initial spreads for a model config (its geometry and number of columns): the
-    paper's gain in every layer (:func:`~tinyalex.model.paper_gain_weight_std`)."""
+    """The initial spreads for a model config (its geometry, number of columns and removed
+    conv layer, if any): the paper's gain in every layer
+    (:func:`~tinyalex.model.paper_gain_weight_std`)."""
     return paper_gain_weight_std(config.get("image_size", 227), config["channels"], config["hidden"],
-                                 config.get("columns", 2))
+                                 config.get("columns", 2), config.get("drop_conv"))
 
 
 def model_settings(**switches):
     """The built-in net's AlexNet settings, with the ablation ``switches`` applied
-    (``activation``, ``lrn``, ``pool``, ``columns``, ``dropout``, ``channels``, ...); the
+    (``activation``, ``lrn``, ``pool``, ``columns``, ``dropout``, ``drop_conv``, ``channels``, ...); the
     initial spreads follow the resulting fan-ins."""
     settings = {**MODEL, **switches}
     settings["weight_std"] = weight_std(settings)
