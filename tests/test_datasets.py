@@ -440,10 +440,14 @@ def test_synthetic_layout_and_determinism(tmp_path):
         make_synthetic_imagenet(tmp_path / "a")
 
 
+# a small built-in data set; docs/snippets/data_features.py prints what these tests measure on it
+SMALL_BUILTIN = dict(num_classes=10, train_per_class=30, val_per_class=20, seed=1)
+
+
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
     root = tmp_path_factory.mktemp("builtin")
-    paths = ensure_builtin_dataset(root, num_classes=10, train_per_class=30, val_per_class=20, seed=1, workers=2)
+    paths = ensure_builtin_dataset(root, **SMALL_BUILTIN, workers=2)
     return root, paths, read_all(paths[0]), read_all(paths[1])
 
 
@@ -480,7 +484,7 @@ def test_builtin_dataset_is_prepared_once(builtin, capsys):
     assert list(train["class_names"]) == [name for name, _ in CLASSES]
     assert np.bincount(val["labels"]).tolist() == [20] * 10
     modified = [path.stat().st_mtime_ns for path in paths]
-    assert ensure_builtin_dataset(root, num_classes=10, train_per_class=30, val_per_class=20, seed=1) == paths
+    assert ensure_builtin_dataset(root, **SMALL_BUILTIN) == paths
     assert [path.stat().st_mtime_ns for path in paths] == modified
 
 
