@@ -257,12 +257,16 @@ def grouped_lrn(x):
     return np.concatenate([lrn(x[:, :half]), lrn(x[:, half:])], axis=1)
 
 
-def one_column_alexnet(state, x):
-    """The single-device AlexNet with grouped convolutions, from a merged state_dict."""
+def one_column_alexnet(state, x, normalize=grouped_lrn):
+    """The single-device AlexNet with grouped convolutions, from a merged state_dict.
+
+    normalize: the LRN, within each column's half (the paper's) or ``lrn`` over all channels
+    (Caffe's and PyTorch's one-device nets; docs/snippets/columns_merged_view.py compares them).
+    """
     relu = lambda v: np.maximum(v, 0)  # noqa: E731
     s = state
-    x = pool(grouped_lrn(relu(grouped_conv(x, s["conv1.weight"], s["conv1.bias"], 4, 0, 1))))
-    x = pool(grouped_lrn(relu(grouped_conv(x, s["conv2.weight"], s["conv2.bias"], 1, 2, 2))))
+    x = pool(normalize(relu(grouped_conv(x, s["conv1.weight"], s["conv1.bias"], 4, 0, 1))))
+    x = pool(normalize(relu(grouped_conv(x, s["conv2.weight"], s["conv2.bias"], 1, 2, 2))))
     x = relu(grouped_conv(x, s["conv3.weight"], s["conv3.bias"], 1, 1, 1))
     if "conv4.weight" in s:     # not in the net without conv4 (section 7)
         x = relu(grouped_conv(x, s["conv4.weight"], s["conv4.bias"], 1, 1, 2))
