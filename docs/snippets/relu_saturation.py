@@ -1,5 +1,6 @@
 # shown in: docs/relu.md
-"""ReLU against tanh on a few values: forward, and backward with dout = 1."""
+"""ReLU against tanh on a few values: forward, and backward with dout = 1; and the size of
+what ReLU keeps for backward."""
 
 import numpy as np
 
@@ -16,3 +17,11 @@ for name, values in rows:
     else:
         cells = [f"{float(np.round(v, 4))!s:<8}" for v in values]
     print(f"{name:<20}" + " ".join(cells).rstrip())
+
+# what a ReLU keeps for backward, for one column's conv1 output at batch 128
+x = np.zeros((128, 48, 55, 55), dtype=np.float32)
+relu = ReLU()
+relu.forward(x, train=True)
+print()
+print(f"{x.shape}: the mask kept, {relu.active.dtype}, {relu.active.nbytes / 2**20:.1f} MiB; "
+      f"the float32 output {x.nbytes / 2**20:.1f} MiB")
