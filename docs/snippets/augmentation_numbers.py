@@ -18,6 +18,8 @@ print(f"  offsets 0 .. {paper} are {paper + 1} positions per axis: {paper + 1} *
 ours = SIZE - CROP + 1
 print(f"tinyalex, {CROP} crops: offsets 0 .. {ours - 1}, {ours} positions per axis: "
       f"{ours} * {ours} * 2 = {ours * ours * 2} distinct crops")
+shared = (CROP - 1) * CROP / CROP**2
+print(f"two crops one pixel apart share {CROP - 1} * {CROP} / {CROP}^2 = {shared:.1%} of their pixels")
 print()
 
 print("the ten test crops (top, left, mirrored):")

@@ -1,11 +1,17 @@
 # shown in: docs/distributed.md
-"""The arithmetic of docs/distributed.md: batch shares, gradient bytes, the ring
-all-reduce's traffic, and where AlexNet's parameters and multiply-adds are."""
+"""The arithmetic of docs/distributed.md: what an all-reduce leaves, batch shares, gradient
+bytes, the ring all-reduce's traffic, and where AlexNet's parameters and multiply-adds are."""
 
 import numpy as np
 
 from tinyalex import AlexNet
 from tinyalex.distributed import batch_share
+
+# an all-reduce with the operation "sum": every process ends with the sum of all the vectors
+vectors = [np.array([1, 2, 3]) * 10**rank for rank in range(3)]
+print("before:   " + "    ".join(f"rank {rank}: {vector}" for rank, vector in enumerate(vectors)))
+print("after:    " + "   ".join(f"rank {rank}: {sum(vectors)}" for rank in range(len(vectors))))
+print()
 
 shares = [batch_share(128, rank, 3) for rank in range(3)]
 print("global batch 128 on 3 processes: rows " + ", ".join(f"{a}:{b}" for a, b in shares)

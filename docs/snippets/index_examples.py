@@ -1,9 +1,11 @@
 # shown in: docs/index.md
-"""The outputs printed in docs/index.md: the hooks recording activations, and 224 refused."""
+"""The outputs printed in docs/index.md: the hooks recording activations, conv1's output
+size on the paper's 224, and 224 refused."""
 
 import numpy as np
 
 from tinyalex import AlexNet
+from tinyalex.model import PAPER_LAYERS
 
 model = AlexNet(devices="cpu")
 activations = {}
@@ -18,6 +20,10 @@ model.hooks.append(record)
 model.forward(np.zeros((2, 3, 227, 227), dtype=np.float32), train=False)
 print(f'activations["cross3"].shape == {activations["cross3"].shape}')
 print(f'activations["fc8"].shape == {activations["fc8"].shape}')
+print()
+
+conv1 = PAPER_LAYERS[0]
+print(f"(224 - {conv1.kernel}) / {conv1.stride} + 1 = {(224 - conv1.kernel) / conv1.stride + 1}")
 print()
 
 try:

@@ -14,6 +14,8 @@ print(f"  locally connected (11 x 11 x 3 windows, no sharing): {neurons:,} x {in
       f" = {neurons * inputs_per_neuron:,} weights")
 print(f"  convolution (the 96 kernels shared by all 55 x 55 positions): {conv1.width} x {inputs_per_neuron}"
       f" = {conv1.width * inputs_per_neuron:,} weights")
+local_saving = (image * image * 3 + 1) / inputs_per_neuron
+print(f"local connectivity saves a factor of {local_saving:.0f}, weight sharing another {neurons // conv1.width:,}")
 print()
 
 # The receptive field of a unit: the square of input pixels that can change it. A k x k

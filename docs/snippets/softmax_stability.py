@@ -5,6 +5,11 @@ import numpy as np
 
 from tinyalex import SoftmaxCrossEntropy
 
+# exp(z) overflows where z passes the log of the largest finite number
+print("exp overflows for logits above " + ", ".join(
+    f"{np.log(np.finfo(dtype).max):.1f} in {dtype.__name__}" for dtype in (np.float32, np.float64)))
+print()
+
 logits = np.array([[1000, 1001, 1002]], dtype=np.float32)
 with np.errstate(over="ignore", invalid="ignore"):
     naive = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)    # inf / inf
