@@ -56,6 +56,31 @@ def test_incomplete_file_is_refused(tmp_path):
         PreparedSplit(tmp_path / "missing.h5")
 
 
+def test_raw_reads_give_what_h5py_reads(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (9, 8, 8, 3), dtype=np.uint8)
+    write_split(tmp_path / "train.h5", images, np.arange(9) % 3)
+    raw, through_h5py = PreparedSplit(tmp_path / "train.h5"), PreparedSplit(tmp_path / "train.h5", raw=False)
+    assert raw.descriptor is not None and through_h5py.descriptor is None
+    assert (raw.offsets > 0).all()                 # every image's offset listed when opened
+    indices = [7, 0, 3, 8]
+    for split in (raw, through_h5py):
+        read, labels = split.read(indices)
+        np.testing.assert_array_equal(read, images[sorted(indices)])
+        np.testing.assert_array_equal(labels, np.array(sorted(indices)) % 3)
+        split.close()
+
+
+def test_a_truncated_file_fails_a_raw_read_with_the_reason(tmp_path):
+    images = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    path = write_split(tmp_path / "train.h5", images, np.zeros(4))
+    split = PreparedSplit(path)
+    last = int(split.offsets.max())
+    os.truncate(path, last + 10)                   # the last image loses all but 10 of its bytes
+    split.read([0, 1, 2])
+    with pytest.raises(DatasetError, match="image 3 ends after 10 of its 192 bytes"):
+        split.read([3])
+
+
 def test_loader_batches(data):
     train, _ = data
     loader = BatchLoader(train, 10, seed=1)
