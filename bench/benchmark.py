@@ -51,8 +51,6 @@ def parse_args():
     parser.add_argument("--threads", type=int, help="CPU threads for both frameworks' matrix products and "
                                                     "PyTorch's other ops (default: one per CPU)")
     parser.add_argument("--no-torch", action="store_true", help="tinyalex's figures only")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's default of unmapping large freed blocks (see keep_freed_memory)")
     parser.add_argument("--tf32", choices=("on", "off"), default="off",
                         help="TensorFloat-32 matrix products on the GPU, in both frameworks (default: off)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -82,6 +80,11 @@ os.environ["CUPY_TF32"] = "1" if ARGS.tf32 == "on" else "0"
 if ARGS.device == "cpu":
     for variable in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ[variable] = str(ARGS.threads)
+    # Both frameworks run loops on OpenMP threads (PyTorch's ops, tinyalex's compiled
+    # kernels). By default idle OpenMP threads spin for a while, and since the steps
+    # alternate, one framework's spinning threads would take the cores of the other's
+    # next step. Passive threads sleep as soon as they are idle, in both frameworks.
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import numpy as np  # noqa: E402
 
@@ -444,7 +447,10 @@ def print_header(device, machine, threads, kept, batch):
         print(f"  threads:  PyTorch {threads.get('torch', 'n/a')}; NumPy's BLAS {threads['numpy_blas']}; "
               f"NumPy's other ops 1")
     print(f"  TF32:     {tf32_description(device)}")
-    print("  malloc:   " + ("freed memory kept for reuse (tinyalex.backend.keep_freed_memory), for both frameworks"
+    if device == "cpu":
+        print(f"  OpenMP:   OMP_WAIT_POLICY=PASSIVE for both; tinyalex's CPU layers: {tinyalex.native.describe()}")
+    print("  malloc:   " + ("freed memory kept for reuse (tinyalex.backend.keep_freed_memory, which a CPU "
+                            "AlexNet calls), for both frameworks"
                             if kept else "the C library's default"))
     if device == "cpu":
         print(f"  OpenBLAS: OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: chosen for this CPU)')}")
@@ -523,7 +529,7 @@ def main():
 
     machine = machine_description(device)
     threads = set_threads(device)
-    kept = not ARGS.default_malloc and tinyalex.backend.keep_freed_memory()
+    kept = tinyalex.backend.keep_freed_memory()   # what building a CPU AlexNet does anyway
     batch = ARGS.batch
     print_header(device, machine, threads, kept, batch)
 

@@ -36,7 +36,7 @@ from tinyalex.data import PreparedSplit
 from tinyalex.datasets.prepare import prepare_imagenet
 from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.model import DROPPABLE_CONVS, removal_refused
-from tinyalex import builtin, distributed, plots
+from tinyalex import builtin, distributed, native, plots
 from tinyalex.data import PCA_NOISE_STD
 from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
 
@@ -251,6 +251,8 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     """Resume or start, train, and write the summary and pictures (with --out locked)."""
     print(f"{model}: {model.num_parameters():,} parameters; {len(train):,} training and {len(val):,} "
           f"validation images in {train.num_classes} classes")
+    if "cpu" in model.devices:
+        print(f"CPU layers: {native.describe()}")
     if comm.size > 1:
         shares = sorted({stop - start for start, stop in
                          (distributed.batch_share(recipe.batch_size, r, comm.size) for r in range(comm.size))})

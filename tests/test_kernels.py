@@ -1,8 +1,10 @@
-"""The CUDA kernels (tinyalex/layers/*.cu) checked against the NumPy path.
+"""The kernels (tinyalex/**/*.cu) checked against the NumPy path.
 
-Without a GPU the kernels run in tinyalex.cuda_emulation: the same source, compiled by
-the C++ compiler, every thread of the launch grid the layer really uses run in turn.
-With a GPU (tests marked ``gpu``) they run for real through CuPy.
+Without a GPU the kernels run on the CPU in two builds of the same source, both compiled
+by the C++ compiler: tinyalex.cuda_emulation runs every thread of the launch grid the
+layer really uses in turn (the GPU's loop, launch arithmetic included), tinyalex.native
+runs the loop on the CPU's threads (the fast CPU path). With a GPU (tests marked ``gpu``)
+they run for real through CuPy.
 """
 
 import shutil
@@ -12,12 +14,16 @@ import numpy as np
 import pytest
 from gradcheck import rel_error
 
-from tinyalex import cuda
+from tinyalex import cuda, native
 from tinyalex.cuda_emulation import EmulatedKernels, kernel_signatures
-from tinyalex.layers import LRN, MaxPool2D
+from tinyalex.layers import LRN, Conv2D, MaxPool2D
+from tinyalex.layers.conv import col2im, col2im_kernel, im2col, im2col_kernel
+from tinyalex.native import NativeKernels
+from tinyalex.sgd import update_kernel, update_numpy
 from tinyalex.testing import tie_free
 
-KERNEL_FILES = sorted(p.name for p in cuda.KERNEL_DIR.glob("*.cu"))
+KERNEL_FILES = sorted(str(p.relative_to(cuda.KERNEL_DIR)) for p in cuda.KERNEL_DIR.rglob("*.cu"))
+BUILDS = {"emulated": EmulatedKernels, "native": NativeKernels}
 DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 LRN_SETTINGS = [(5, 2.0, 1e-4, 0.75), (5, 1.0, 1.0, 0.75), (3, 1.0, 1.0, 0.5)]
@@ -28,16 +34,24 @@ def rng():
     return np.random.default_rng(99)
 
 
+@pytest.fixture(params=list(BUILDS))
+def build(request, cxx):
+    """Both CPU builds of a kernel file: ``build(filename, dtype)`` -> kernels."""
+    return BUILDS[request.param]
+
+
 def test_every_kernel_file_is_tested():
-    assert KERNEL_FILES == ["lrn.cu", "maxpool.cu"]
+    assert KERNEL_FILES == ["layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "sgd.cu"]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH")
 @pytest.mark.parametrize("filename", KERNEL_FILES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_compile_with_nvcc(filename, dtype, tmp_path):
+    source = tmp_path / "kernels.cu"
+    source.write_text(cuda.gpu_source(filename))   # what CuPy compiles: KERNEL_LOOP defined first
     result = subprocess.run(
-        ["nvcc", "-ptx", f"-Dscalar_t={cuda.c_type_name(dtype)}", "-x", "cu", str(cuda.KERNEL_DIR / filename),
+        ["nvcc", "-ptx", f"-Dscalar_t={cuda.c_type_name(dtype)}", "-x", "cu", str(source),
          "-o", str(tmp_path / "out.ptx")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     ptx = (tmp_path / "out.ptx").read_text()
@@ -45,57 +59,108 @@ def test_kernels_compile_with_nvcc(filename, dtype, tmp_path):
         assert f".entry {name}(" in ptx, f"{name} is missing from the PTX (name mangled?)"
 
 
-# Emulated on the CPU ----------------------------------------------------------------------
+# Emulated, and native, on the CPU -----------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size,k,alpha,beta", LRN_SETTINGS)
 @pytest.mark.parametrize("shape", [(2, 8, 5, 6), (1, 3, 4, 4), (3, 1, 2, 3)])
-def test_lrn_kernels_match_numpy(dtype, size, k, alpha, beta, shape, rng, cxx):
-    kernels = EmulatedKernels("lrn.cu", dtype)
+def test_lrn_kernels_match_numpy(dtype, size, k, alpha, beta, shape, rng, build):
+    kernels = build("layers/lrn.cu", dtype)
     x = rng.standard_normal(shape).astype(dtype)
     dout = rng.standard_normal(shape).astype(dtype)
     numpy_path, cuda_path = LRN(size, k, alpha, beta), LRN(size, k, alpha, beta)
     out = numpy_path.forward_numpy(x)
     dx = numpy_path.backward_numpy(dout)
-    out_cuda = cuda_path.forward_cuda(x, True, kernels)
+    out_cuda = cuda_path.forward_kernels(x, True, kernels)
     assert rel_error(cuda_path.scale, numpy_path.scale) < TOLERANCE[dtype]
     assert rel_error(out_cuda, out) < TOLERANCE[dtype]
-    assert rel_error(cuda_path.backward_cuda(dout, kernels), dx) < TOLERANCE[dtype]
+    assert rel_error(cuda_path.backward_kernels(dout, kernels), dx) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size,stride,width", [(3, 2, 13), (3, 2, 27), (2, 2, 8), (3, 1, 6)])
-def test_maxpool_kernels_match_numpy(dtype, size, stride, width, rng, cxx):
-    kernels = EmulatedKernels("maxpool.cu", dtype)
+def test_maxpool_kernels_match_numpy(dtype, size, stride, width, rng, build):
+    kernels = build("layers/maxpool.cu", dtype)
     x = tie_free((2, 3, width, width), rng, dtype)
     numpy_path, cuda_path = MaxPool2D(size, stride), MaxPool2D(size, stride)
     out = numpy_path.forward_numpy(x)
-    out_cuda = cuda_path.forward_cuda(x, True, kernels)
+    out_cuda = cuda_path.forward_kernels(x, True, kernels)
     np.testing.assert_array_equal(out_cuda, out)
     np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    assert rel_error(cuda_path.backward_cuda(dout, kernels), numpy_path.backward_numpy(dout)) < TOLERANCE[dtype]
+    assert rel_error(cuda_path.backward_kernels(dout, kernels), numpy_path.backward_numpy(dout)) < TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
 @pytest.mark.parametrize("height,width", [(8, 11), (9, 12), (6, 6)])
-def test_maxpool_kernels_match_numpy_on_sizes_the_window_does_not_tile(height, width, ceil_mode, rng, cxx):
-    kernels = EmulatedKernels("maxpool.cu", np.float64)
+def test_maxpool_kernels_match_numpy_on_sizes_the_window_does_not_tile(height, width, ceil_mode, rng, build):
+    kernels = build("layers/maxpool.cu", np.float64)
     x = tie_free((2, 3, height, width), rng)
     numpy_path, cuda_path = MaxPool2D(3, 2, ceil_mode), MaxPool2D(3, 2, ceil_mode)
     out = numpy_path.forward_numpy(x)
-    np.testing.assert_array_equal(cuda_path.forward_cuda(x, True, kernels), out)
+    np.testing.assert_array_equal(cuda_path.forward_kernels(x, True, kernels), out)
     np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
     dout = rng.standard_normal(out.shape)
-    assert rel_error(cuda_path.backward_cuda(dout, kernels), numpy_path.backward_numpy(dout)) < 1e-12
+    assert rel_error(cuda_path.backward_kernels(dout, kernels), numpy_path.backward_numpy(dout)) < 1e-12
 
 
-def test_maxpool_kernels_break_ties_like_numpy(cxx):
+def test_maxpool_kernels_break_ties_like_numpy(build):
     x = np.zeros((1, 2, 5, 5), dtype=np.float32)  # every window is one big tie
     numpy_path, cuda_path = MaxPool2D(), MaxPool2D()
     numpy_path.forward_numpy(x)
-    cuda_path.forward_cuda(x, True, EmulatedKernels("maxpool.cu", np.float32))
+    cuda_path.forward_kernels(x, True, build("layers/maxpool.cu", np.float32))
     np.testing.assert_array_equal(cuda_path.argmax, numpy_path.argmax)
+
+
+CONV_GEOMETRIES = [  # (channels, height, width, kernel, stride, pad): odd sizes, padding, overlap, gaps
+    (3, 9, 11, 3, 2, 1), (2, 8, 8, 5, 1, 2), (4, 7, 10, 3, 1, 1), (2, 11, 13, 4, 3, 0), (1, 6, 6, 2, 2, 0)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels,height,width,k,stride,pad", CONV_GEOMETRIES)
+def test_im2col_and_col2im_kernels_match_numpy(dtype, channels, height, width, k, stride, pad, rng, build):
+    kernels = build("layers/conv.cu", dtype)
+    x = rng.standard_normal((2, channels, height, width)).astype(dtype)
+    cols = im2col(x, k, stride, pad)
+    np.testing.assert_array_equal(im2col_kernel(x, k, stride, pad, kernels), cols)   # a copy: exact
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    assert rel_error(col2im_kernel(dcols, x.shape, k, stride, pad, kernels),
+                     col2im(dcols, x.shape, k, stride, pad)) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_kernel_matches_the_numpy_update(dtype, rng, build):
+    kernels = build("sgd.cu", dtype)
+    w, v, grad = (rng.standard_normal((7, 13)).astype(dtype) for _ in range(3))
+    w_numpy, v_numpy = w.copy(), v.copy()
+    for _ in range(3):   # several steps, so the velocity carries over
+        update_numpy(w_numpy, v_numpy, grad, 0.01, 0.9, 0.0005)
+        update_kernel(w, v, grad, 0.01, 0.9, 0.0005, kernels)
+    assert rel_error(w, w_numpy) < TOLERANCE[dtype]
+    assert rel_error(v, v_numpy) < TOLERANCE[dtype]
+
+
+def test_layers_pick_the_native_kernels_for_the_passes_they_name(cxx, monkeypatch):
+    x = np.zeros((1, 3, 8, 8), dtype=np.float32)
+    pool, lrn, conv = MaxPool2D(), LRN(), Conv2D(3, 4, 3)
+    assert isinstance(pool.kernels_for(x, "forward"), NativeKernels)
+    assert pool.kernels_for(x, "evaluation") is None        # no argmax to find: NumPy is faster
+    assert pool.kernels_for(x, "backward") is None          # NumPy's add.at is faster there
+    assert lrn.kernels_for(x, "forward") is None and lrn.kernels_for(x, "backward") is None
+    assert conv.kernels_for(x, "forward") is None and isinstance(conv.kernels_for(x, "backward"), NativeKernels)
+    assert pool.kernels_for(x.astype(np.int32), "forward") is None   # kernels exist for floats only
+    monkeypatch.setenv("TINYALEX_NATIVE", "0")
+    assert pool.kernels_for(x, "forward") is None
+    assert native.describe() == "NumPy path (TINYALEX_NATIVE=0)"
+
+
+def test_a_failed_compile_falls_back_to_numpy_with_a_warning(monkeypatch):
+    def failing(filename, dtype):
+        raise RuntimeError("compiling layers/maxpool.cu for the CPU failed: (simulated)")
+    monkeypatch.setattr(native, "NativeKernels", failing)
+    with pytest.warns(RuntimeWarning, match="NumPy path instead"):
+        assert native.load.__wrapped__("layers/maxpool.cu", np.dtype(np.float32)) is None
+
 
 
 def test_grid_stride_loops_cover_more_elements_than_threads(rng, cxx, monkeypatch):
@@ -104,15 +169,15 @@ def test_grid_stride_loops_cover_more_elements_than_threads(rng, cxx, monkeypatc
     monkeypatch.setattr(cuda, "MAX_BLOCKS", 1)
     x = rng.standard_normal((2, 8, 5, 6))
     lrn = LRN(5, 1.0, 1.0, 0.75)
-    assert rel_error(lrn.forward_cuda(x, True, EmulatedKernels("lrn.cu", np.float64)),
+    assert rel_error(lrn.forward_kernels(x, True, EmulatedKernels("layers/lrn.cu", np.float64)),
                      LRN(5, 1.0, 1.0, 0.75).forward_numpy(x)) < 1e-12
     pool = MaxPool2D(3, 1)
-    np.testing.assert_array_equal(pool.forward_cuda(x, True, EmulatedKernels("maxpool.cu", np.float64)),
+    np.testing.assert_array_equal(pool.forward_kernels(x, True, EmulatedKernels("layers/maxpool.cu", np.float64)),
                                   MaxPool2D(3, 1).forward_numpy(x))
 
 
 def test_emulator_rejects_untyped_scalars(cxx):
-    kernels = EmulatedKernels("lrn.cu", np.float32)
+    kernels = EmulatedKernels("layers/lrn.cu", np.float32)
     x = np.zeros((1, 2, 2, 2), dtype=np.float32)
     out = np.empty_like(x)
     with pytest.raises(TypeError, match="int32"):
@@ -136,8 +201,8 @@ def test_lrn_on_gpu_matches_numpy(dtype, size, k, alpha, beta, rng):
     dout = rng.standard_normal(x.shape).astype(dtype)
     cpu, gpu = LRN(size, k, alpha, beta), LRN(size, k, alpha, beta)
     out = gpu.forward(cupy.asarray(x))
-    assert rel_error(cupy.asnumpy(out), cpu.forward(x)) < TOLERANCE[dtype]
-    assert rel_error(cupy.asnumpy(gpu.backward(cupy.asarray(dout))), cpu.backward(dout)) < TOLERANCE[dtype]
+    assert rel_error(cupy.asnumpy(out), cpu.forward_numpy(x)) < TOLERANCE[dtype]
+    assert rel_error(cupy.asnumpy(gpu.backward(cupy.asarray(dout))), cpu.backward_numpy(dout)) < TOLERANCE[dtype]
 
 
 @pytest.mark.gpu
@@ -146,9 +211,49 @@ def test_maxpool_on_gpu_matches_numpy(dtype, rng):
     import cupy
     x = tie_free((4, 48, 55, 55), rng, dtype)
     cpu, gpu = MaxPool2D(), MaxPool2D()
-    out = cpu.forward(x)
+    out = cpu.forward_numpy(x)
     np.testing.assert_array_equal(cupy.asnumpy(gpu.forward(cupy.asarray(x))), out)
     np.testing.assert_array_equal(cupy.asnumpy(gpu.argmax), cpu.argmax)
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = cupy.asnumpy(gpu.backward(cupy.asarray(dout)))
-    assert rel_error(dx, cpu.backward(dout)) < TOLERANCE[dtype]
+    assert rel_error(dx, cpu.backward_numpy(dout)) < TOLERANCE[dtype]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv_and_sgd_kernels_on_gpu_match_numpy(dtype, rng):
+    import cupy
+    kernels = cuda.load("layers/conv.cu", dtype, 0)
+    x = rng.standard_normal((4, 48, 27, 27)).astype(dtype)
+    cols = im2col(x, 5, 1, 2)
+    np.testing.assert_array_equal(cupy.asnumpy(im2col_kernel(cupy.asarray(x), 5, 1, 2, kernels)), cols)
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    assert rel_error(cupy.asnumpy(col2im_kernel(cupy.asarray(dcols), x.shape, 5, 1, 2, kernels)),
+                     col2im(dcols, x.shape, 5, 1, 2)) < TOLERANCE[dtype]
+    w, v, grad = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
+    w_gpu, v_gpu = cupy.asarray(w), cupy.asarray(v)
+    update_numpy(w, v, grad, 0.01, 0.9, 0.0005)
+    update_kernel(w_gpu, v_gpu, cupy.asarray(grad), 0.01, 0.9, 0.0005, cuda.load("sgd.cu", dtype, 0))
+    assert rel_error(cupy.asnumpy(w_gpu), w) < TOLERANCE[dtype]
+
+
+def test_a_training_step_with_native_kernels_matches_the_numpy_path(rng, cxx, monkeypatch):
+    from tinyalex import SGD, AlexNet
+    from tinyalex.layers import SoftmaxCrossEntropy
+
+    def step():
+        model = AlexNet(num_classes=5, devices="cpu", image_size=67, channels=(8, 8, 12, 12, 8), hidden=16,
+                        dtype="float64", dropout=0.0, seed=3)
+        images = np.random.default_rng(5).standard_normal((4, 3, 67, 67))
+        loss = SoftmaxCrossEntropy()
+        value = loss.forward(model.forward(images), np.arange(4) % 5)
+        model.backward(loss.backward())
+        SGD(lr=0.1).step(model.parameters())
+        return value, model.state_dict()
+
+    loss_native, weights_native = step()
+    monkeypatch.setenv("TINYALEX_NATIVE", "0")
+    loss_numpy, weights_numpy = step()
+    assert abs(loss_native - loss_numpy) < 1e-12
+    for name in weights_numpy:
+        assert rel_error(weights_native[name], weights_numpy[name]) < 1e-12, name

@@ -1,5 +1,8 @@
-"""Layers on the NumPy path: forward against plain-loop references, backward against
-central differences (float64, one relative error per check, at most 1e-6)."""
+"""Layers on the CPU: forward against plain-loop references, backward against central
+differences (float64, one relative error per check, at most 1e-6).
+
+Every test runs twice: on the NumPy path alone (TINYALEX_NATIVE=0), and with the
+compiled kernels that layers pick on a CPU (tinyalex.native) where a compiler is there."""
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ from gradcheck import check_layer, rel_error
 from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
                              Tanh, col2im, im2col)
 from tinyalex.layers.loss import softmax
+from tinyalex.native import find_compiler
 from tinyalex.testing import tie_free
 
 TOLERANCE = 1e-6
@@ -16,6 +20,15 @@ TOLERANCE = 1e-6
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True, params=["numpy", "native"])
+def cpu_path(request, monkeypatch):
+    if request.param == "numpy":
+        monkeypatch.setenv("TINYALEX_NATIVE", "0")
+    elif find_compiler() is None:
+        pytest.skip("the compiled CPU kernels need a C++ compiler")
+    return request.param
 
 
 # Plain-loop references, written independently of the layers ---------------------------------
@@ -97,6 +110,22 @@ def test_conv_gradients(kernel_size, stride, pad, rng):
     errors = check_layer(conv, x, rng)
     assert set(errors) == {"x", "weight", "bias"}
     assert max(errors.values()) < TOLERANCE, errors
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_conv_rebuilding_its_im2col_matrix_gives_the_same_gradients(input_grad, rng):
+    kept = Conv2D(3, 4, 3, 2, 1, input_grad=input_grad, rebuild_cols=False, weight_std=1.0, rng=rng,
+                  dtype="float64")
+    rebuilt = Conv2D(3, 4, 3, 2, 1, input_grad=input_grad, rebuild_cols=True, dtype="float64")
+    rebuilt.weight, rebuilt.bias = kept.weight, kept.bias
+    x = rng.standard_normal((5, 3, 9, 9))
+    g = rng.standard_normal(kept.forward(x).shape)
+    rebuilt.forward(x)
+    assert kept.cols is not None and rebuilt.cols is None    # one keeps the matrix, the other only x
+    dx_kept, dx_rebuilt = kept.backward(g), rebuilt.backward(g)
+    if input_grad:
+        assert rel_error(dx_kept, dx_rebuilt) == 0
+    assert rel_error(kept.dweight, rebuilt.dweight) == 0 and rel_error(kept.dbias, rebuilt.dbias) == 0
 
 
 def test_conv_without_input_gradient_still_fills_parameter_gradients(rng):

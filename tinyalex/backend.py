@@ -136,8 +136,10 @@ def keep_freed_memory():
     next step pays for zero-filling fresh pages again (with transparent huge pages this can
     cost more than the arithmetic). With mmap turned off for large blocks and trimming
     disabled, the second step reuses the first step's pages. This changes the whole
-    process, so it is a choice of the training program, not something importing tinyalex
-    does. Elsewhere than glibc (macOS, Windows, musl) it does nothing and returns False.
+    process, so importing tinyalex does not do it; building an :class:`~tinyalex.AlexNet`
+    with a column on the CPU does (a CPU model is what needs it), so that a user's own
+    training loop is as steady as the training program's. Elsewhere than glibc (macOS,
+    Windows, musl) it does nothing and returns False. Calling it again changes nothing.
     """
     if not sys.platform.startswith("linux"):
         return False

@@ -1,16 +1,21 @@
 """Loading and launching the raw CUDA kernels of tinyalex.
 
-The kernels live in ``.cu`` files beside the layer that uses them
-(``layers/lrn.cu``, ``layers/maxpool.cu``). Every kernel is written against the type name
+The kernels live in ``.cu`` files beside the code that uses them (``layers/lrn.cu``,
+``layers/maxpool.cu``, ``layers/conv.cu``, ``sgd.cu``), named by their path inside the
+package. Every kernel is written against the type name
 ``scalar_t``, which is defined when the file is compiled: ``float`` for float32 arrays,
 ``double`` for float64, and declared ``extern "C"`` so that its name is not mangled and
 CuPy finds it by name. So the accumulators follow the array dtype, and a float64
 gradient check means as much on the GPU as on the CPU.
 
-Every kernel uses a grid-stride loop: a thread handles element ``i``, then
-``i + blockDim.x * gridDim.x``, and so on. That makes any launch size correct, lets
-:mod:`tinyalex.cuda_emulation` run the same source on the CPU, and keeps the
-launch arithmetic in one place (:func:`grid_size`).
+Every kernel walks its elements with ``KERNEL_LOOP(i, count) { ... }`` (Caffe's
+``CUDA_KERNEL_LOOP``). On a GPU the macro is a grid-stride loop (:data:`GRID_STRIDE_LOOP`):
+a thread handles element ``i``, then ``i + blockDim.x * gridDim.x``, and so on. That
+makes any launch size correct and keeps the launch arithmetic in one place
+(:func:`grid_size`). Because the loop is a macro, the same source also compiles for the
+CPU: :mod:`tinyalex.native` defines it as a loop shared out among the CPU's threads (the
+fast CPU path), and :mod:`tinyalex.cuda_emulation` runs the grid-stride loop thread by
+thread (for the tests).
 """
 
 import functools
@@ -20,7 +25,7 @@ import numpy as np
 
 from . import backend
 
-KERNEL_DIR = Path(__file__).parent / "layers"
+KERNEL_DIR = Path(__file__).parent   # kernel files are named from here: "layers/lrn.cu"
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535
 
@@ -35,8 +40,19 @@ def c_type_name(dtype):
         raise TypeError(f"tinyalex kernels support float32 and float64 arrays, not {np.dtype(dtype)}") from None
 
 
+# One thread per element, every thread of the launch grid taking a share
+GRID_STRIDE_LOOP = ("#define KERNEL_LOOP(i, count) \\\n"
+                    "    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += blockDim.x * gridDim.x)\n")
+
+
 def kernel_source(filename):
+    """The text of a kernel file, as written (``KERNEL_LOOP`` not yet defined)."""
     return (KERNEL_DIR / filename).read_text()
+
+
+def gpu_source(filename):
+    """What a GPU compiles: the kernel file after the grid-stride ``KERNEL_LOOP``."""
+    return GRID_STRIDE_LOOP + kernel_source(filename)
 
 
 def grid_size(n):
@@ -62,7 +78,7 @@ class Kernels:
 
         with cupy.cuda.Device(device):
             self.module = cupy.RawModule(
-                code=kernel_source(filename),
+                code=gpu_source(filename),
                 options=(f"-Dscalar_t={c_type_name(dtype)}",),
             )
             self.module.compile()

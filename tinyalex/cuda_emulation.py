@@ -6,7 +6,8 @@ stands in for CUDA:
 
 * ``__global__`` disappears, so each kernel (declared ``extern "C"``, which keeps its name
   unmangled for CuPy too) is a plain C function;
-* ``blockIdx``, ``threadIdx``, ``blockDim`` and ``gridDim`` become global variables.
+* ``blockIdx``, ``threadIdx``, ``blockDim`` and ``gridDim`` become global variables;
+* ``KERNEL_LOOP`` is the GPU's grid-stride loop (:data:`tinyalex.cuda.GRID_STRIDE_LOOP`).
 
 :class:`EmulatedKernels` then plays the part of :class:`tinyalex.cuda.Kernels`: calling
 ``kernels.name(grid, block, args)`` sets the four variables for every thread of the
@@ -19,20 +20,16 @@ Unlike CuPy, the emulator checks every argument against the kernel's signature
 (a pointer gets a C-contiguous array of the right dtype, an ``int`` gets ``np.int32``,
 a ``scalar_t`` gets the array's scalar type), so a wrongly typed launch fails here
 instead of computing garbage on a GPU.
+
+Compiling and the argument checks are shared with :mod:`tinyalex.native`, which compiles
+the same files as fast multi-threaded CPU code; the emulator differs in running the GPU's
+loop, launch grid included, one thread at a time.
 """
 
 import ctypes
-import functools
-import hashlib
-import re
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
-import numpy as np
-
-from .cuda import KERNEL_DIR, c_type_name, kernel_source
+from .cuda import GRID_STRIDE_LOOP
+from .native import CompiledKernels, NativeKernel, find_compiler, kernel_signatures  # noqa: F401
 
 CUDA_SHIM = r"""
 #include <cmath>
@@ -43,90 +40,19 @@ extern "C" { tinyalex_dim3 blockIdx, threadIdx, blockDim, gridDim; }
 #define __device__
 #define __forceinline__ inline
 using std::max; using std::min; using std::pow; using std::exp; using std::sqrt;
-"""
-
-SIGNATURE = re.compile(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)")
+""" + GRID_STRIDE_LOOP
 
 
-def find_compiler():
-    for name in ("c++", "g++", "clang++"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+class EmulatedKernel(NativeKernel):
+    """One kernel, launched like a GPU launches it: every thread of the grid in turn."""
 
-
-def kernel_signatures(source):
-    """``{kernel name: [(c type, is_pointer), ...]}`` for every ``__global__`` function."""
-    signatures = {}
-    for name, params in SIGNATURE.findall(source):
-        args = []
-        for param in params.split(","):
-            words = param.replace("*", " * ").split()
-            words = [w for w in words if w not in ("const", "__restrict__")]
-            is_pointer = "*" in words
-            words = [w for w in words if w != "*"]
-            args.append((" ".join(words[:-1]), is_pointer))
-        signatures[name] = args
-    return signatures
-
-
-@functools.lru_cache(maxsize=None)
-def compile_shared_library(filename, dtype):
-    """Compile ``filename`` for ``dtype`` into a shared library; cached by content."""
-    compiler = find_compiler()
-    if compiler is None:
-        raise RuntimeError("CUDA emulation needs a C++ compiler (c++, g++ or clang++) on the PATH")
-    source = kernel_source(filename)
-    ctype = c_type_name(dtype)
-    key = hashlib.sha256((CUDA_SHIM + source + ctype).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "tinyalex-cuda-emulation"
-    folder.mkdir(exist_ok=True)
-    library = folder / f"{Path(filename).stem}-{ctype}-{key}.so"
-    if not library.exists():
-        shim = folder / f"shim-{key}.h"
-        shim.write_text(CUDA_SHIM)
-        scratch = library.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
-        command = [compiler, "-std=c++14", "-O1", "-shared", "-fPIC", f"-Dscalar_t={ctype}",
-                   "-include", str(shim), "-x", "c++", str(KERNEL_DIR / filename),
-                   "-o", str(scratch)]
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"compiling {filename} for emulation failed:\n{result.stderr}")
-        scratch.replace(library)  # atomic: parallel test runs never load a half-written file
-    return ctypes.CDLL(str(library))
-
-
-class EmulatedKernel:
     def __init__(self, library, name, signature, dtype):
-        self.name = name
-        self.function = getattr(library, name)
-        self.function.restype = None
-        self.signature = signature
-        self.dtype = dtype
+        super().__init__(library, name, signature, dtype)
         self.index = {v: (ctypes.c_uint * 3).in_dll(library, v)
                       for v in ("blockIdx", "threadIdx", "blockDim", "gridDim")}
 
-    def _c_argument(self, position, value, ctype, is_pointer):
-        scalar = self.dtype if ctype == "scalar_t" else {"int": np.dtype(np.int32)}.get(ctype)
-        if scalar is None:
-            raise TypeError(f"{self.name}: the emulator does not know the C type {ctype!r}")
-        where = f"{self.name} argument {position} ({ctype}{' *' if is_pointer else ''})"
-        if is_pointer:
-            if not isinstance(value, np.ndarray) or value.dtype != scalar or not value.flags.c_contiguous:
-                got = f"{type(value).__name__} {getattr(value, 'dtype', '')}"
-                raise TypeError(f"{where}: needs a C-contiguous {scalar} array, got {got}")
-            return ctypes.c_void_p(value.ctypes.data)
-        if type(value) is not scalar.type:
-            raise TypeError(f"{where}: needs a {scalar.type.__name__} scalar, got {type(value).__name__} "
-                            "(CuPy would pass it without checking)")
-        return np.ctypeslib.as_ctypes_type(scalar)(value)
-
     def __call__(self, grid, block, args):
-        if len(args) != len(self.signature):
-            raise TypeError(f"{self.name} takes {len(self.signature)} arguments, got {len(args)}")
-        c_args = [self._c_argument(i, value, ctype, is_pointer)
-                  for i, (value, (ctype, is_pointer)) in enumerate(zip(args, self.signature))]
+        c_args = self.c_arguments(args)
         grid = tuple(grid) + (1,) * (3 - len(grid))
         block = tuple(block) + (1,) * (3 - len(block))
         self.index["gridDim"][:] = grid
@@ -143,17 +69,10 @@ class EmulatedKernel:
                                 self.function(*c_args)
 
 
-class EmulatedKernels:
+class EmulatedKernels(CompiledKernels):
     """Stand-in for :class:`tinyalex.cuda.Kernels` that runs the kernels on the CPU."""
 
-    def __init__(self, filename, dtype):
-        self.dtype = np.dtype(dtype)
-        library = compile_shared_library(filename, self.dtype)
-        self.kernels = {name: EmulatedKernel(library, name, signature, self.dtype)
-                        for name, signature in kernel_signatures(kernel_source(filename)).items()}
+    kernel_class = EmulatedKernel
 
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["kernels"][name]
-        except KeyError:
-            raise AttributeError(f"no kernel named {name!r}") from None
+    def __init__(self, filename, dtype):
+        super().__init__(filename, dtype, CUDA_SHIM, ("-O1",))

@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .backend import array_module, check_device, default_device, on_device, to_device, to_numpy
+from .backend import (array_module, check_device, default_device, keep_freed_memory, on_device, to_device,
+                      to_numpy)
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
 from .layers.conv import exact_output_size, output_size
 
@@ -388,11 +389,15 @@ class AlexNet:
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
         weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
     seed: makes the initial weights (the same on every device) and the dropout masks reproducible.
+    rebuild_cols: every conv layer's choice between keeping its im2col matrix for backward
+        (False) and rebuilding it there (True); None rebuilds on a GPU and keeps on a CPU
+        (:class:`~tinyalex.layers.Conv2D`).
     """
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
                  hidden=PAPER_HIDDEN, dropout=0.5, weight_std=0.01, positive_bias=1.0, seed=0,
-                 dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2, drop_conv=None):
+                 dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2, drop_conv=None,
+                 rebuild_cols=None):
         if columns not in (1, 2):
             raise ValueError(f"AlexNet has one column or two, not {columns}")
         if devices is None:
@@ -403,6 +408,12 @@ class AlexNet:
             raise ValueError(f"this AlexNet has {columns} column(s): give one device, or one per column, "
                              f"not {len(devices)}")
         self.devices = tuple(check_device(d) for d in devices)
+        if "cpu" in self.devices:
+            # Every step frees and allocates the same large arrays again; by default glibc
+            # hands them back to the system and the next step pays for fresh pages (measured:
+            # 11 s a step instead of 1 s, bench/user_loop.py). Asked here, where no CPU user can
+            # miss it, rather than left to each training loop.
+            keep_freed_memory()
         if any(c % columns for c in channels) or hidden % columns:
             raise ValueError(f"the channels and hidden sizes are split between {columns} columns, so they must "
                              f"be multiples of {columns}")
@@ -430,6 +441,9 @@ class AlexNet:
         # the crossing in front of each later stage, and in front of the classifier, by
         # the layer that reads it: "cross3", "cross6", "cross7", "cross8"
         self.crossings = [f"cross{spec.number}" for spec in self.layers if spec.reads == "both"]
+        for _, layer in self.named_layers():
+            if isinstance(layer, Conv2D):
+                layer.rebuild_cols = rebuild_cols
 
     # Forward and backward ----------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from tinyalex.layers import LRN
 from tinyalex.cuda_emulation import EmulatedKernels
 
 x = np.random.default_rng(0).standard_normal((2, 6, 3, 3)).astype(np.float32)
-kernels = EmulatedKernels("lrn.cu", np.float32)      # lrn.cu compiled by c++ with scalar_t = float
+kernels = EmulatedKernels("layers/lrn.cu", np.float32)      # lrn.cu compiled by c++ with scalar_t = float
 numpy_path, cuda_path = LRN(k=1.0, alpha=1.0), LRN(k=1.0, alpha=1.0)
 out = numpy_path.forward_numpy(x)
-out_cuda = cuda_path.forward_cuda(x, True, kernels)  # every thread of the launch grid, one by one
+out_cuda = cuda_path.forward_kernels(x, True, kernels)  # every thread of the launch grid, one by one
 print(sorted(kernels.kernels))
 print("largest |difference| in scale:", np.abs(cuda_path.scale - numpy_path.scale).max())
 print("largest |difference| in out:  ", np.abs(out_cuda - out).max())

@@ -7,12 +7,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-LAYERS = Path(__file__).resolve().parents[2] / "tinyalex" / "layers"
+from tinyalex import cuda
 
 with tempfile.TemporaryDirectory() as folder:
-    for source in ("lrn.cu", "maxpool.cu"):
-        ptx = Path(folder) / "out.ptx"
-        subprocess.run(["nvcc", "-ptx", "-Dscalar_t=float", "-x", "cu", str(LAYERS / source), "-o", str(ptx)],
-                       check=True)
+    for filename in ("layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "sgd.cu"):
+        source, ptx = Path(folder) / "kernels.cu", Path(folder) / "out.ptx"
+        source.write_text(cuda.gpu_source(filename))     # what CuPy compiles: KERNEL_LOOP defined first
+        subprocess.run(["nvcc", "-ptx", "-Dscalar_t=float", "-x", "cu", str(source), "-o", str(ptx)], check=True)
         entries = re.findall(r"\.visible \.entry \w+\(", ptx.read_text())
-        print(f"{source:10} " + "   ".join(entries))
+        print(f"{filename:17} " + "   ".join(entries))

@@ -1,10 +1,19 @@
 """What every layer shares: one forward/backward contract, the dispatch between a layer's
-NumPy and CUDA paths, parameters with their gradients, and the paper's initialisation."""
+NumPy and kernel paths, parameters with their gradients, and the paper's initialisation."""
 
 import numpy as np
 
-from .. import cuda
+from .. import cuda, native
 from ..backend import array_module, check_device, is_gpu_array, on_device
+
+
+def compiled_kernels(filename, array):
+    """The kernels of ``filename`` compiled for where ``array`` lives: by CuPy for a GPU
+    array, by the C++ compiler for a NumPy array; None when there are none (no compiler,
+    ``TINYALEX_NATIVE=0``, or a dtype the kernels do not support)."""
+    if is_gpu_array(array):
+        return cuda.kernels_for(filename, array)
+    return native.kernels_for(filename, array)
 
 
 class Layer:
@@ -22,24 +31,46 @@ class Layer:
       parameter ``<name>`` on the way. It needs a ``train=True`` forward pass before it.
 
     A layer written once against the array module ``xp`` overrides ``forward`` and
-    ``backward`` directly. A layer with a CUDA kernel of its own names its ``.cu`` file in
-    ``kernel_file`` and writes two twin paths, ``forward_numpy`` / ``backward_numpy`` and
-    ``forward_cuda`` / ``backward_cuda``: the methods below pick one by where the data
-    lives, here and nowhere else. Tests call each path by name.
+    ``backward`` directly. A layer with kernels of its own names its ``.cu`` file in
+    ``kernel_file`` and writes two twin paths: ``forward_numpy`` / ``backward_numpy``,
+    the reference, and ``forward_kernels`` / ``backward_kernels``, which launch the
+    file's kernels. The methods below pick one, here and nowhere else:
+
+    * GPU arrays: the kernels, compiled by CuPy (:mod:`tinyalex.cuda`);
+    * NumPy arrays: the same kernels compiled for the CPU (:mod:`tinyalex.native`) for the
+      passes named in ``kernels_on_cpu`` ("forward": a training forward pass,
+      "evaluation": a forward pass with train=False, "backward"), when a C++ compiler is
+      there; else the NumPy path. A kernel written for a GPU (one thread per element, its indices recovered by
+      integer divisions) is not always faster on a CPU than NumPy's whole-array passes:
+      each layer lists the passes where it measured faster (``bench/benchmark.py``).
+
+    Tests call each path by name.
     """
 
     param_names = ()
-    kernel_file = None   # e.g. "lrn.cu": the layer has a CUDA path, run for GPU arrays
+    kernel_file = None   # e.g. "layers/lrn.cu": the layer has a kernel path
+    kernels_on_cpu = ("forward", "evaluation", "backward")   # the passes that run the kernels on a CPU
+
+    def kernels_for(self, array, direction):
+        """The compiled kernels of ``kernel_file`` for a pass on ``array`` ("forward",
+        "evaluation" or "backward"), or None for the NumPy path."""
+        if self.kernel_file is None:
+            return None
+        if not is_gpu_array(array) and direction not in self.kernels_on_cpu:
+            return None
+        return compiled_kernels(self.kernel_file, array)
 
     def forward(self, x, train=True):
-        if self.kernel_file is not None and is_gpu_array(x):
-            return self.forward_cuda(x, train, cuda.kernels_for(self.kernel_file, x))
-        return self.forward_numpy(x, train)
+        kernels = self.kernels_for(x, "forward" if train else "evaluation")
+        if kernels is None:
+            return self.forward_numpy(x, train)
+        return self.forward_kernels(x, train, kernels)
 
     def backward(self, dout):
-        if self.kernel_file is not None and is_gpu_array(dout):
-            return self.backward_cuda(dout, cuda.kernels_for(self.kernel_file, dout))
-        return self.backward_numpy(dout)
+        kernels = self.kernels_for(dout, "backward")
+        if kernels is None:
+            return self.backward_numpy(dout)
+        return self.backward_kernels(dout, kernels)
 
     def parameters(self):
         """Yield ``(name, parameter, gradient)`` for each parameter of this layer."""

@@ -18,7 +18,10 @@ k x k, stride s and zero padding p::
     out   (N, O, OH, OW)
 """
 
-from ..backend import get_array_module
+import numpy as np
+
+from .. import cuda
+from ..backend import get_array_module, is_gpu_array
 from .base import Layer, check_dtype, initial_parameters
 
 
@@ -93,6 +96,38 @@ def col2im(cols, x_shape, kernel_size, stride, pad):
     return dx[:, :, pad:pad + H, pad:pad + W] if pad else dx
 
 
+# The same two matrices, filled by the kernels of conv.cu: one pass, one thread per output
+# pixel (im2col) or input pixel (col2im), where NumPy's reshape copies a 6-D view and col2im
+# makes k * k passes over dx. ``kernels`` comes from Layer.kernels_for: cuda.Kernels on a
+# GPU, native.NativeKernels on the CPU (or the emulator, in the tests).
+
+def im2col_kernel(x, kernel_size, stride, pad, kernels):
+    """:func:`im2col` by the kernel ``im2col`` of conv.cu."""
+    xp = get_array_module(x)
+    x = xp.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    k = kernel_size
+    OH, OW = output_size(H, k, stride, pad), output_size(W, k, stride, pad)
+    cols = xp.empty((C * k * k, N * OH * OW), dtype=x.dtype)
+    count = C * N * OH * OW        # one thread per (channel, output pixel)
+    cuda.launch(kernels.im2col, count, x, cols, np.int32(count), np.int32(N), np.int32(C), np.int32(H),
+                np.int32(W), np.int32(OH), np.int32(OW), np.int32(k), np.int32(stride), np.int32(pad))
+    return cols
+
+
+def col2im_kernel(cols, x_shape, kernel_size, stride, pad, kernels):
+    """:func:`col2im` by the kernel ``col2im`` of conv.cu."""
+    xp = get_array_module(cols)
+    cols = xp.ascontiguousarray(cols)
+    N, C, H, W = x_shape
+    k = kernel_size
+    OH, OW = output_size(H, k, stride, pad), output_size(W, k, stride, pad)
+    dx = xp.empty(x_shape, dtype=cols.dtype)
+    cuda.launch(kernels.col2im, dx.size, cols, dx, np.int32(dx.size), np.int32(N), np.int32(C), np.int32(H),
+                np.int32(W), np.int32(OH), np.int32(OW), np.int32(k), np.int32(stride), np.int32(pad))
+    return dx
+
+
 class Conv2D(Layer):
     """2-D convolution, NCHW activations and OIHW weights.
 
@@ -103,20 +138,48 @@ class Conv2D(Layer):
     (section 5): weights from N(0, weight_std^2), biases constant. ``input_grad=False``
     suits a first layer: backward then skips the gradient with respect to the image,
     which nobody needs, and returns None.
+
+    Backward needs forward's im2col matrix, the largest buffer of the network: about
+    k*k / stride^2 times the size of the input (conv2's: 25 times, 112 MB per column at
+    batch 32). ``rebuild_cols`` chooses between keeping it from forward (False) and
+    keeping only the input and rebuilding the matrix in backward (True), one more copy
+    for a fraction of the memory. The default, None, rebuilds on a GPU, where memory
+    decides the batch a user can afford, and keeps on a CPU, where the copy costs time
+    (docs/benchmarks.md measures both).
+
+    im2col and col2im come from the kernels of ``conv.cu`` where :class:`Layer` finds them
+    (a GPU, or a CPU with a C++ compiler, for the passes in ``kernels_on_cpu``), and from
+    the NumPy functions above otherwise.
     """
 
     param_names = ("weight", "bias")
+    kernel_file = "layers/conv.cu"
+    # On a CPU, NumPy's im2col (one reshape copy) is faster than the kernel's
+    # one-thread-per-pixel loop; the col2im kernel beats NumPy's k * k passes
+    kernels_on_cpu = ("backward",)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *, input_grad=True,
-                 weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
+                 rebuild_cols=None, weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
-        self.input_grad = input_grad
+        self.input_grad, self.rebuild_cols = input_grad, rebuild_cols
         self.weight, self.bias = initial_parameters(
             (out_channels, in_channels, kernel_size, kernel_size), out_channels,
             weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
-        self.cols = self.x_shape = None
+        self.x = self.cols = None
+
+    def im2col(self, x):
+        kernels = self.kernels_for(x, "forward")   # the same choice for forward, evaluation and backward
+        if kernels is None:
+            return im2col(x, self.kernel_size, self.stride, self.pad)
+        return im2col_kernel(x, self.kernel_size, self.stride, self.pad, kernels)
+
+    def col2im(self, dcols, x_shape):
+        kernels = self.kernels_for(dcols, "backward")
+        if kernels is None:
+            return col2im(dcols, x_shape, self.kernel_size, self.stride, self.pad)
+        return col2im_kernel(dcols, x_shape, self.kernel_size, self.stride, self.pad, kernels)
 
     def forward(self, x, train=True):
         check_dtype(x, self.weight, self)
@@ -126,26 +189,30 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
         OH = output_size(H, self.kernel_size, self.stride, self.pad)
         OW = output_size(W, self.kernel_size, self.stride, self.pad)
-        cols = im2col(x, self.kernel_size, self.stride, self.pad)
+        cols = self.im2col(x)
         out = self.weight.reshape(self.out_channels, -1) @ cols    # (O, N*OH*OW)
         out += self.bias[:, None]
-        # the im2col matrix is the largest buffer of the layer: kept only for a backward pass
-        self.cols, self.x_shape = (cols, x.shape) if train else (None, None)
+        # what backward needs: the input, and the im2col matrix unless backward rebuilds it
+        rebuild = is_gpu_array(x) if self.rebuild_cols is None else self.rebuild_cols
+        self.x = x if train else None
+        self.cols = cols if train and not rebuild else None
         return xp.ascontiguousarray(out.reshape(self.out_channels, N, OH, OW).transpose(1, 0, 2, 3))
 
     def backward(self, dout):
-        self.check_saved(self.cols)
+        self.check_saved(self.x)
         O = self.out_channels
+        cols = self.im2col(self.x) if self.cols is None else self.cols
+        self.cols = None  # free the largest buffer as soon as possible
         # forward: out = W @ cols + b, with out seen as (O, N*OH*OW)
         dout = dout.transpose(1, 0, 2, 3).reshape(O, -1)
-        self.dweight = (dout @ self.cols.T).reshape(self.weight.shape)
+        self.dweight = (dout @ cols.T).reshape(self.weight.shape)
         self.dbias = dout.sum(axis=1)
+        x_shape, self.x = self.x.shape, None
         if not self.input_grad:
-            self.cols = None
             return None
         dcols = self.weight.reshape(O, -1).T @ dout
-        self.cols = None  # free the largest buffer as soon as possible
-        return col2im(dcols, self.x_shape, self.kernel_size, self.stride, self.pad)
+        del cols
+        return self.col2im(dcols, x_shape)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

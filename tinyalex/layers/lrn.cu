@@ -4,8 +4,10 @@
 //   out[n, c, y, x]   = x[n, c, y, x] * scale[n, c, y, x]^(-beta)
 //
 // scalar_t is float or double, fixed when the file is compiled (tinyalex/cuda.py), so the
-// running sums have the precision of the arrays. Every kernel uses a grid-stride loop and
-// no shared memory, so tinyalex/cuda_emulation.py can run it thread by thread on a CPU.
+// running sums have the precision of the arrays. Every kernel walks its elements with
+// KERNEL_LOOP (a grid-stride loop on a GPU, the CPU's threads in tinyalex/native.py; see
+// tinyalex/cuda.py) and uses no shared memory, so tinyalex/cuda_emulation.py can also run
+// it thread by thread on a CPU.
 
 // One thread owns one pixel (n, y, x) and walks down its channels with a sliding window:
 // each step adds the channel entering the window and subtracts the one leaving it, so a
@@ -13,7 +15,7 @@
 extern "C" __global__ void lrn_fill_scale(const scalar_t* x, scalar_t* scale, int pixels, int channels,
                                int plane, int size, scalar_t alpha, scalar_t k)
 {
-    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < pixels; p += blockDim.x * gridDim.x) {
+    KERNEL_LOOP(p, pixels) {
         int n = p / plane, yx = p % plane;
         const scalar_t* x_p = x + (long long)n * channels * plane + yx;  // channel c is x_p[c * plane]
         scalar_t* scale_p = scale + (long long)n * channels * plane + yx;
@@ -35,7 +37,7 @@ extern "C" __global__ void lrn_fill_scale(const scalar_t* x, scalar_t* scale, in
 extern "C" __global__ void lrn_output(const scalar_t* x, const scalar_t* scale, scalar_t* out, int count,
                            scalar_t beta)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += blockDim.x * gridDim.x) {
+    KERNEL_LOOP(i, count) {
         out[i] = x[i] * pow(scale[i], -beta);
     }
 }
@@ -49,7 +51,7 @@ extern "C" __global__ void lrn_backward(const scalar_t* x, const scalar_t* out, 
                              const scalar_t* dout, scalar_t* dx, int pixels, int channels,
                              int plane, int size, scalar_t alpha, scalar_t beta)
 {
-    for (int p = blockIdx.x * blockDim.x + threadIdx.x; p < pixels; p += blockDim.x * gridDim.x) {
+    KERNEL_LOOP(p, pixels) {
         int n = p / plane, yx = p % plane;
         long long offset = (long long)n * channels * plane + yx;
         const scalar_t* x_p = x + offset;

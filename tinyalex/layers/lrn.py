@@ -12,7 +12,7 @@ them as written: alpha multiplies each squared term. Caffe and PyTorch divide al
 ``size``; to get the same numbers from PyTorch's ``LocalResponseNorm``, give it
 ``alpha * size``.
 
-The NumPy path and the CUDA path (``lrn.cu``) compute the same buffers under the same
+The NumPy path and the kernel path (``lrn.cu``) compute the same buffers under the same
 names, ``scale`` and ``out``.
 """
 
@@ -42,12 +42,15 @@ class LRN(Layer):
     """x (N, C, H, W) -> out (N, C, H, W), normalized across channels.
 
     Two paths fill the same buffers: ``forward_numpy`` / ``backward_numpy`` (written
-    against ``xp``, so they run on NumPy or CuPy arrays) and ``forward_cuda`` /
-    ``backward_cuda`` (the kernels of ``lrn.cu``). :class:`Layer` runs the CUDA path for
-    GPU arrays and the NumPy path otherwise.
+    against ``xp``, so they run on NumPy or CuPy arrays) and ``forward_kernels`` /
+    ``backward_kernels`` (the kernels of ``lrn.cu``). :class:`Layer` runs the kernels on a
+    GPU and the NumPy path on a CPU (``kernels_on_cpu`` below).
     """
 
-    kernel_file = "lrn.cu"
+    kernel_file = "layers/lrn.cu"
+    # On a CPU the NumPy path is faster: its power runs in NumPy's vectorised loops, the
+    # kernels call pow() once per element (docs/benchmarks.md)
+    kernels_on_cpu = ()
 
     def __init__(self, size=5, k=2.0, alpha=1e-4, beta=0.75):
         if size < 1 or size % 2 == 0:
@@ -73,10 +76,11 @@ class LRN(Layer):
         return (dout * self.scale ** -self.beta
                 - 2 * self.alpha * self.beta * self.x * window_sum(dout * self.out / self.scale, self.size))
 
-    # The CUDA path: the same buffers, computed by the kernels of lrn.cu. ``kernels`` is
-    # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running lrn.cu on a CPU.
+    # The kernel path: the same buffers, computed by the kernels of lrn.cu. ``kernels`` is
+    # cuda.Kernels on a GPU, native.NativeKernels on the CPU, or
+    # cuda_emulation.EmulatedKernels for running the GPU's launch thread by thread.
 
-    def forward_cuda(self, x, train, kernels):
+    def forward_kernels(self, x, train, kernels):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         N, C, H, W = x.shape
@@ -89,7 +93,7 @@ class LRN(Layer):
         self.keep(train, x, scale, out)
         return out
 
-    def backward_cuda(self, dout, kernels):
+    def backward_kernels(self, dout, kernels):
         self.check_saved(self.x)
         xp = get_array_module(dout)
         dout = xp.ascontiguousarray(dout)

@@ -7,7 +7,8 @@
 // window may run past the bottom or right edge, and then only the pixels inside count.
 //
 // scalar_t is float or double, fixed when the file is compiled (tinyalex/cuda.py). Both
-// kernels use grid-stride loops, no shared memory and no atomics.
+// kernels walk their elements with KERNEL_LOOP (tinyalex/cuda.py) and use no shared memory
+// and no atomics.
 
 // One thread owns one output element (n, c, oy, ox). Ties go to the first maximum in
 // row-major order, as NumPy's argmax does.
@@ -15,7 +16,7 @@ extern "C" __global__ void maxpool_forward(const scalar_t* x, scalar_t* out, int
                                 int height, int width, int out_height, int out_width,
                                 int size, int stride)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += blockDim.x * gridDim.x) {
+    KERNEL_LOOP(i, count) {
         int ox = i % out_width;
         int oy = (i / out_width) % out_height;
         int plane = i / (out_width * out_height);  // n * channels + c
@@ -42,7 +43,7 @@ extern "C" __global__ void maxpool_backward(const scalar_t* dout, const int* arg
                                  int height, int width, int out_height, int out_width,
                                  int size, int stride)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < count; i += blockDim.x * gridDim.x) {
+    KERNEL_LOOP(i, count) {
         int x_ = i % width;
         int y = (i / width) % height;
         int plane = i / (width * height);

@@ -9,7 +9,7 @@ for each output, where its winner was (``argmax``: the index y * W + x inside th
 plane); backward sends each output's gradient there. Because windows overlap, an input
 can win several windows and receives the sum of their gradients.
 
-The NumPy path and the CUDA path (``maxpool.cu``) fill the same buffers, ``out`` and
+The NumPy path and the kernel path (``maxpool.cu``) fill the same buffers, ``out`` and
 ``argmax``, with the same tie rule (the first maximum in row-major order wins).
 """
 
@@ -34,11 +34,16 @@ class MaxPool2D(Layer):
 
     Two paths fill the same buffers, ``out`` and ``argmax``: ``forward_numpy`` /
     ``backward_numpy`` (written against ``xp``: they run on NumPy or CuPy arrays) and
-    ``forward_cuda`` / ``backward_cuda`` (the kernels of ``maxpool.cu``). :class:`Layer`
-    runs the CUDA path for GPU arrays and the NumPy path otherwise.
+    ``forward_kernels`` / ``backward_kernels`` (the kernels of ``maxpool.cu``). :class:`Layer`
+    runs the kernels on a GPU; on a CPU, the forward kernel when it compiles there
+    (:mod:`tinyalex.native`) and NumPy's backward (``kernels_on_cpu`` below).
     """
 
-    kernel_file = "maxpool.cu"
+    kernel_file = "layers/maxpool.cu"
+    # On a CPU the training forward kernel (one pass) beats NumPy's size * size passes and
+    # argmax bookkeeping; NumPy wins an evaluation pass (no argmax to find) and the backward
+    # pass (add.at), where the kernel's gather spends its time on integer divisions
+    kernels_on_cpu = ("forward",)
 
     def __init__(self, size=3, stride=2, ceil_mode=False):
         self.size, self.stride, self.ceil_mode = size, stride, ceil_mode
@@ -93,17 +98,18 @@ class MaxPool2D(Layer):
         # forward: out[n, c, oy, ox] = x[n, c, argmax[n, c, oy, ox]] (argmax: y * W + x in the plane).
         # Each output's gradient goes to its winner; add.at adds every entry, so a pixel that
         # won several overlapping windows receives the sum of their gradients. (On CuPy,
-        # add.at adds with atomic operations in no fixed order; the CUDA path below gathers
+        # add.at adds with atomic operations in no fixed order; the kernel path below gathers
         # instead, deterministically.)
         plane_start = (xp.arange(N * C) * (H * W)).reshape(N, C, 1, 1)
         dx = xp.zeros(N * C * H * W, dtype=dout.dtype)
         xp.add.at(dx, (self.argmax + plane_start).ravel(), dout.ravel())
         return dx.reshape(self.x_shape)
 
-    # The CUDA path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
-    # cuda.Kernels on a GPU, or cuda_emulation.EmulatedKernels for running maxpool.cu on a CPU.
+    # The kernel path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
+    # cuda.Kernels on a GPU, native.NativeKernels on the CPU, or
+    # cuda_emulation.EmulatedKernels for running the GPU's launch thread by thread.
 
-    def forward_cuda(self, x, train, kernels):
+    def forward_kernels(self, x, train, kernels):
         xp = get_array_module(x)
         x = xp.ascontiguousarray(x)
         N, C, H, W = x.shape
@@ -116,7 +122,7 @@ class MaxPool2D(Layer):
         self.keep(train, x.shape, argmax)
         return out
 
-    def backward_cuda(self, dout, kernels):
+    def backward_kernels(self, dout, kernels):
         self.check_saved(self.argmax)
         xp = get_array_module(dout)
         dout = xp.ascontiguousarray(dout)

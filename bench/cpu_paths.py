@@ -1,0 +1,99 @@
+"""The two CPU paths of every kernel, timed side by side: NumPy against the compiled kernels.
+
+    python bench/cpu_paths.py [--batch N] [--repeats N]
+
+On a CPU a layer with kernels runs, pass by pass, whichever path is faster here: the
+NumPy path, or the same ``.cu`` kernels compiled as native code (tinyalex.native). Each
+layer names its choice in ``kernels_on_cpu``; this script measures both paths at
+AlexNet's sizes (one column, batch 32 by default) so the choices can be checked on any
+machine. Every line is the median of --repeats calls; the last column says which path the
+library runs. No PyTorch needed.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as tinyalex.native sets it
+
+import numpy as np  # noqa: E402
+
+from tinyalex import native  # noqa: E402
+from tinyalex.backend import keep_freed_memory  # noqa: E402
+from tinyalex.layers import LRN, MaxPool2D  # noqa: E402
+from tinyalex.layers.conv import Conv2D, col2im, col2im_kernel, im2col, im2col_kernel  # noqa: E402
+from tinyalex.sgd import update_kernel, update_numpy  # noqa: E402
+
+
+def median_ms(function, repeats):
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    if not native.enabled():
+        raise SystemExit(f"no compiled kernels here: {native.describe()}")
+    keep_freed_memory()
+    rng = np.random.default_rng(0)
+    N, f32 = args.batch, np.dtype(np.float32)
+    conv1_out = rng.standard_normal((N, 48, 55, 55), dtype=np.float32)    # one column's conv1 output
+    pool1_out = MaxPool2D().forward_numpy(conv1_out, train=False)
+    conv2_in = rng.standard_normal((N, 48, 27, 27), dtype=np.float32)
+    conv3_in = rng.standard_normal((N, 256, 13, 13), dtype=np.float32)
+    image = rng.standard_normal((N, 3, 227, 227), dtype=np.float32)
+    print(f"{native.describe()}; batch {N}, one column; median of {args.repeats} calls, ms")
+    print(f"{'pass':48s} {'NumPy':>8s} {'kernels':>8s}  the library runs")
+
+    def row(name, numpy_call, kernel_call, runs):
+        a, b = median_ms(numpy_call, args.repeats), median_ms(kernel_call, args.repeats)
+        print(f"{name:48s} {a:8.1f} {b:8.1f}  {runs}")
+
+    pool_kernels = native.load("layers/maxpool.cu", f32)
+    pool_numpy, pool_kernel = MaxPool2D(), MaxPool2D()
+    row("max-pool forward (training) 32x48x55x55", lambda: pool_numpy.forward_numpy(conv1_out),
+        lambda: pool_kernel.forward_kernels(conv1_out, True, pool_kernels), "kernels")
+    row("max-pool forward (evaluation)", lambda: pool_numpy.forward_numpy(conv1_out, False),
+        lambda: pool_kernel.forward_kernels(conv1_out, False, pool_kernels), "NumPy")
+    dpool = np.ones_like(pool1_out)
+    pool_numpy.forward_numpy(conv1_out)
+    pool_kernel.forward_kernels(conv1_out, True, pool_kernels)
+    row("max-pool backward", lambda: pool_numpy.backward_numpy(dpool),
+        lambda: pool_kernel.backward_kernels(dpool, pool_kernels), "NumPy")
+
+    lrn_kernels = native.load("layers/lrn.cu", f32)
+    lrn_numpy, lrn_kernel = LRN(), LRN()
+    row("LRN forward 32x48x55x55", lambda: lrn_numpy.forward_numpy(conv1_out),
+        lambda: lrn_kernel.forward_kernels(conv1_out, True, lrn_kernels), "NumPy")
+    row("LRN backward", lambda: lrn_numpy.backward_numpy(conv1_out),
+        lambda: lrn_kernel.backward_kernels(conv1_out, lrn_kernels), "NumPy")
+
+    conv_kernels = native.load("layers/conv.cu", f32)
+    for name, x, k, stride, pad in (("conv1", image, 11, 4, 0), ("conv2", conv2_in, 5, 1, 2),
+                                    ("conv3", conv3_in, 3, 1, 1)):
+        row(f"im2col, {name} input {'x'.join(map(str, x.shape))}", lambda: im2col(x, k, stride, pad),
+            lambda: im2col_kernel(x, k, stride, pad, conv_kernels), "NumPy")
+    for name, x, k, stride, pad in (("conv2", conv2_in, 5, 1, 2), ("conv3", conv3_in, 3, 1, 1)):
+        cols = im2col(x, k, stride, pad)
+        row(f"col2im, {name}", lambda: col2im(cols, x.shape, k, stride, pad),
+            lambda: col2im_kernel(cols, x.shape, k, stride, pad, conv_kernels), "kernels")
+
+    sgd_kernels = native.load("sgd.cu", f32)
+    weights = [Conv2D(48, 128, 5).weight, rng.standard_normal((2048, 9216), dtype=np.float32)]  # conv2, fc6
+    state = [(w, np.zeros_like(w), np.ones_like(w)) for w in weights]
+    row("SGD update, conv2's and fc6's weights (19 M)",
+        lambda: [update_numpy(w, v, g, 0.01, 0.9, 0.0005) for w, v, g in state],
+        lambda: [update_kernel(w, v, g, 0.01, 0.9, 0.0005, sgd_kernels) for w, v, g in state], "kernels")
+
+
+if __name__ == "__main__":
+    main()
