@@ -1,6 +1,6 @@
 """Benchmark tinyalex against PyTorch's equivalent AlexNet, in one process, on one device.
 
-    python bench/benchmark.py [--device cpu|0] [--batch N] [--steps N] [--warmup N] [--threads N]
+    python bench/benchmark.py [--device cpu|0] [--batch N] [--steps N] [--warmup N] [--threads N] [--rebuild-cols on|off]
                               [--no-torch] [--tf32 on|off] [--json OUT] [--plot OUT.png]
 
 What it measures, in this order:
@@ -51,6 +51,9 @@ def parse_args():
     parser.add_argument("--threads", type=int, help="CPU threads for both frameworks' matrix products and "
                                                     "PyTorch's other ops (default: one per CPU)")
     parser.add_argument("--no-torch", action="store_true", help="tinyalex's figures only")
+    parser.add_argument("--rebuild-cols", choices=("on", "off"),
+                        help="conv layers rebuild their im2col matrices in backward (on) or keep them from "
+                             "forward (off); default: the library's choice (rebuild on a GPU, keep on a CPU)")
     parser.add_argument("--tf32", choices=("on", "off"), default="off",
                         help="TensorFloat-32 matrix products on the GPU, in both frameworks (default: off)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -91,7 +94,6 @@ import numpy as np  # noqa: E402
 import tinyalex  # noqa: E402
 from tinyalex import PAPER  # noqa: E402
 from tinyalex.backend import check_device, on_device, to_device  # noqa: E402
-from tinyalex.layers.conv import col2im, im2col  # noqa: E402
 
 from layer_timing import layer_by_layer_step  # noqa: E402
 
@@ -326,14 +328,16 @@ def op_times(runner, trunner, batch, repeats, rng):
     for layer, shape, k, stride, pad in (("conv1", (batch, 3, 227, 227), 11, 4, 0),
                                          ("conv2", (batch, 96, 27, 27), 5, 1, 2)):
         x, tx = inputs(shape)
+        # the conv layer's own im2col and col2im: the path the library runs on this device
+        conv = tinyalex.layers.Conv2D(shape[1], 1, k, stride, pad, device=device)
         label = f"{layer} input {'x'.join(map(str, shape))}, k={k}, s={stride}, pad={pad}"
-        both(f"im2col / unfold, {label}", lambda: im2col(x, k, stride, pad),
+        both(f"im2col / unfold, {label}", lambda: conv.im2col(x),
              trunner and (lambda: F.unfold(tx, k, padding=pad, stride=stride)))
-        cols = im2col(x, k, stride, pad)
+        cols = conv.im2col(x)
         tcols = F.unfold(tx, k, padding=pad, stride=stride) if trunner else None
-        both(f"col2im / fold, {label}", lambda: col2im(cols, shape, k, stride, pad),
+        both(f"col2im / fold, {label}", lambda: conv.col2im(cols, shape),
              trunner and (lambda: F.fold(tcols, shape[2:], k, padding=pad, stride=stride)))
-        del x, tx, cols, tcols
+        del x, tx, cols, tcols, conv
     return results
 
 
@@ -540,10 +544,11 @@ def main():
         "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
         "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
-        "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
+        "rebuild_cols": ARGS.rebuild_cols, "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
 
     with on_device(device):
-        model = tinyalex.AlexNet(devices=device, seed=0)
+        rebuild = None if ARGS.rebuild_cols is None else ARGS.rebuild_cols == "on"
+        model = tinyalex.AlexNet(devices=device, seed=0, rebuild_cols=rebuild)
         runners = [TinyalexRunner(model, images, labels, device)]
         if torch is not None:
             runners.append(TorchRunner(torch_alexnet_from(model, device), images, labels, torch_device(device)))

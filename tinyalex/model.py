@@ -411,8 +411,8 @@ class AlexNet:
         if "cpu" in self.devices:
             # Every step frees and allocates the same large arrays again; by default glibc
             # hands them back to the system and the next step pays for fresh pages (measured:
-            # 11 s a step instead of 1 s, bench/user_loop.py). Asked here, where no CPU user can
-            # miss it, rather than left to each training loop.
+            # 1.0 to 2.2 s a step instead of 0.9 to 1.0 s, bench/user_loop.py). Asked here,
+            # where no CPU user can miss it, rather than left to each training loop.
             keep_freed_memory()
         if any(c % columns for c in channels) or hidden % columns:
             raise ValueError(f"the channels and hidden sizes are split between {columns} columns, so they must "
