@@ -88,6 +88,9 @@ if ARGS.device == "cpu":
     # alternate, one framework's spinning threads would take the cores of the other's
     # next step. Passive threads sleep as soon as they are idle, in both frameworks.
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    # and OpenBLAS's (NumPy's matrix products; PyTorch's are MKL's) sleep too, as importing
+    # tinyalex before NumPy arranges (tinyalex/__init__.py)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
@@ -452,7 +455,8 @@ def print_header(device, machine, threads, kept, batch):
               f"NumPy's other ops 1")
     print(f"  TF32:     {tf32_description(device)}")
     if device == "cpu":
-        print(f"  OpenMP:   OMP_WAIT_POLICY=PASSIVE for both; tinyalex's CPU layers: {tinyalex.native.describe()}")
+        print(f"  OpenMP:   OMP_WAIT_POLICY=PASSIVE for both; OPENBLAS_THREAD_TIMEOUT="
+              f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; tinyalex's CPU layers: {tinyalex.native.describe()}")
     print("  malloc:   " + ("freed memory kept for reuse (tinyalex.backend.keep_freed_memory, which a CPU "
                             "AlexNet calls), for both frameworks"
                             if kept else "the C library's default"))

@@ -17,9 +17,9 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as tinyalex.native sets it
 
-import numpy as np  # noqa: E402
+from tinyalex import native  # noqa: E402  (before NumPy: it lets OpenBLAS's idle threads sleep)
 
-from tinyalex import native  # noqa: E402
+import numpy as np  # noqa: E402
 from tinyalex.backend import keep_freed_memory  # noqa: E402
 from tinyalex.layers import LRN, MaxPool2D  # noqa: E402
 from tinyalex.layers.conv import Conv2D, col2im, col2im_kernel, im2col, im2col_kernel  # noqa: E402

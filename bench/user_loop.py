@@ -14,10 +14,12 @@ import resource
 import statistics
 import time
 
-import numpy as np
-
-from tinyalex import SGD, AlexNet
+# tinyalex before NumPy, as docs/kernels.md advises: importing it tells OpenBLAS, before
+# NumPy loads it, to let its idle threads sleep
+from tinyalex import SGD, AlexNet, native
 from tinyalex.layers import SoftmaxCrossEntropy
+
+import numpy as np  # noqa: I001
 
 
 def main():
@@ -27,6 +29,7 @@ def main():
     p.add_argument("--rebuild-cols", action="store_true", help="rebuild im2col matrices in backward")
     args = p.parse_args()
     model = AlexNet(devices="cpu", rebuild_cols=args.rebuild_cols)
+    print(f"CPU layers: {native.describe()}")
     optimizer, loss = SGD(), SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
     images = (rng.standard_normal((args.batch, 3, 227, 227)) * 60).astype(np.float32)

@@ -25,11 +25,13 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
+# tinyalex before NumPy: importing it tells OpenBLAS, before NumPy loads it, to let its
+# idle threads sleep (docs/kernels.md)
 from tinyalex import SGD, Conv2D, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh
 from tinyalex.datasets.synthetic import CLASSES, TRAIN, image_rng, render
 from tinyalex.datasets.images import resize_and_crop
+
+import numpy as np  # noqa: I001
 
 UNITS = {"relu": ReLU, "tanh": Tanh}
 THRESHOLD = 25.0          # % training error, the paper's dashed line

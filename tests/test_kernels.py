@@ -257,3 +257,19 @@ def test_a_training_step_with_native_kernels_matches_the_numpy_path(rng, cxx, mo
     assert abs(loss_native - loss_numpy) < 1e-12
     for name in weights_numpy:
         assert rel_error(weights_native[name], weights_numpy[name]) < 1e-12, name
+
+
+def test_importing_tinyalex_before_numpy_lets_openblas_threads_sleep():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    report = "from tinyalex import native; print(native.openblas_idle())"
+    first = subprocess.run([sys.executable, "-c", "import tinyalex, numpy; " + report], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if first == "None":
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinyalex.native can find")
+    after_numpy = subprocess.run([sys.executable, "-c", "import numpy, tinyalex; " + report], env=env,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    assert (first, after_numpy) == ("sleep", "spin")

@@ -10,7 +10,9 @@ This module compiles the very same files with the system C++ compiler, as ordina
 * ``__global__`` disappears, so each kernel (declared ``extern "C"``) is a plain function;
 * ``KERNEL_LOOP(i, count)``, which is a grid-stride loop on a GPU (:mod:`tinyalex.cuda`),
   becomes ``for (int i = 0; i < count; ++i)`` under OpenMP's ``parallel for``: the
-  elements are shared out among the CPU's cores, each core taking one contiguous range.
+  elements are shared out among the CPU's cores in contiguous ranges, handed out as
+  threads become free (``schedule(guided)``), so a core that something else holds for a
+  while does not hold up the others.
 
 A kernel is then called once for the whole array (:class:`NativeKernel`), with the
 calling convention of :class:`tinyalex.cuda.Kernels`, so a layer's kernel path
@@ -27,7 +29,10 @@ The kernels take turns with BLAS's threads, which do the matrix products. OpenMP
 would by default spin for a while after each loop, waiting for the next one, and steal a
 core from BLAS (measured: the convolutions' backward pass 10-20% slower). So unless
 ``OMP_WAIT_POLICY`` is already set, it is set to ``PASSIVE`` (threads sleep at once)
-before the first library loads OpenMP's runtime.
+before the first library loads OpenMP's runtime. The other way round, OpenBLAS's threads
+spin after each product unless ``OPENBLAS_THREAD_TIMEOUT`` was set before NumPy loaded
+OpenBLAS, which importing tinyalex first does (``tinyalex/__init__.py``);
+:func:`openblas_idle` says which it is.
 
 The compiled library is cached in the system's temporary folder under a hash of the
 source, the compile command and the type; the first use of a file costs a second or two.
@@ -60,7 +65,7 @@ NATIVE_SHIM = r"""
 #define __forceinline__ inline
 using std::max; using std::min; using std::pow; using std::exp; using std::sqrt;
 #define KERNEL_LOOP(i, count) \
-    _Pragma("omp parallel for schedule(static)") for (int i = 0; i < (count); ++i)
+    _Pragma("omp parallel for schedule(guided)") for (int i = 0; i < (count); ++i)
 #ifdef _OPENMP
 #include <omp.h>
 extern "C" int tinyalex_threads() { return omp_get_max_threads(); }
@@ -212,6 +217,25 @@ def kernels_for(filename, array):
     return load(filename, np.dtype(array.dtype))
 
 
+def openblas_idle():
+    """What NumPy's OpenBLAS threads do between matrix products: "sleep" (they were told
+    to, by OPENBLAS_THREAD_TIMEOUT), "spin" (OpenBLAS's default), or None if NumPy's BLAS is
+    not an OpenBLAS this function can find (Linux only: it looks in /proc/self/maps)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    paths = {line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower() and ".so" in line}
+    for path in sorted(paths):
+        try:
+            timeout = ctypes.CDLL(path).openblas_thread_timeout   # the variable as OpenBLAS read it
+        except (OSError, AttributeError):
+            continue
+        timeout.restype = ctypes.c_int
+        return "sleep" if 0 < timeout() <= 10 else "spin"
+    return None
+
+
 def describe():
     """One line saying which path CPU layers run, for a program's start-up report."""
     if os.environ.get("TINYALEX_NATIVE", "1") == "0":
@@ -221,4 +245,8 @@ def describe():
     kernels = load("layers/maxpool.cu", np.dtype(np.float32))
     if kernels is None:
         return "NumPy path (compiling the kernels failed)"
-    return f"compiled kernels, {kernels.threads} thread{'s' if kernels.threads > 1 else ''}"
+    line = f"compiled kernels, {kernels.threads} thread{'s' if kernels.threads > 1 else ''}"
+    if openblas_idle() == "spin":
+        line += ("; OpenBLAS's idle threads spin (NumPy was imported before tinyalex: import tinyalex "
+                 "first, or set OPENBLAS_THREAD_TIMEOUT=4, for faster steps)")
+    return line
