@@ -170,8 +170,8 @@ class CompiledKernels:
 
     def __init__(self, filename, dtype, shim, flags):
         self.dtype = np.dtype(dtype)
-        self.library = compile_shared_library(filename, self.dtype, shim, tuple(flags))
-        self.kernels = {name: self.kernel_class(self.library, name, signature, self.dtype)
+        self.shared_object = compile_shared_library(filename, self.dtype, shim, tuple(flags))
+        self.kernels = {name: self.kernel_class(self.shared_object, name, signature, self.dtype)
                         for name, signature in kernel_signatures(kernel_source(filename)).items()}
 
     def __getattr__(self, name):
@@ -190,7 +190,7 @@ class NativeKernels(CompiledKernels):
             super().__init__(filename, dtype, NATIVE_SHIM, ("-O3", "-fopenmp"))
         except RuntimeError:  # a compiler without OpenMP: the same loops on one core
             super().__init__(filename, dtype, NATIVE_SHIM, ("-O3",))
-        self.threads = self.library.tinyalex_threads()
+        self.threads = self.shared_object.tinyalex_threads()
 
 
 def enabled():
