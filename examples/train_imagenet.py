@@ -195,7 +195,7 @@ def run(args):
     start = time.perf_counter()
     comm = distributed.launch()    # one process alone, or one of several started by mpirun
     distributed.quiet_unless_root(comm)
-    keep_freed_memory()  # every step frees and reallocates the same large arrays: reuse their pages
+    keep_freed_memory()  # reuse freed pages: a CPU AlexNet asks for it too, this covers a GPU run's batches
     # rank 0's disk decides, and rank 0 prepares the data; the others open it when it is ready
     if args.resume and not comm.broadcast((args.out / CHECKPOINT).is_file()):
         raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "

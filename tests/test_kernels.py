@@ -15,10 +15,10 @@ import pytest
 from gradcheck import rel_error
 
 from tinyalex import cuda, native
-from tinyalex.cuda_emulation import EmulatedKernels, kernel_signatures
+from tinyalex.cuda_emulation import EmulatedKernels
 from tinyalex.layers import LRN, Conv2D, MaxPool2D
 from tinyalex.layers.conv import col2im, col2im_kernel, im2col, im2col_kernel
-from tinyalex.native import NativeKernels
+from tinyalex.native import NativeKernels, kernel_signatures
 from tinyalex.sgd import update_kernel, update_numpy
 from tinyalex.testing import tie_free
 

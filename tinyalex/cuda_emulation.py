@@ -29,17 +29,11 @@ loop, launch grid included, one thread at a time.
 import ctypes
 
 from .cuda import GRID_STRIDE_LOOP
-from .native import CompiledKernels, NativeKernel, find_compiler, kernel_signatures  # noqa: F401
+from .native import CPU_SHIM, CompiledKernels, NativeKernel
 
-CUDA_SHIM = r"""
-#include <cmath>
-#include <algorithm>
+CUDA_SHIM = CPU_SHIM + r"""
 struct tinyalex_dim3 { unsigned int x, y, z; };
 extern "C" { tinyalex_dim3 blockIdx, threadIdx, blockDim, gridDim; }
-#define __global__
-#define __device__
-#define __forceinline__ inline
-using std::max; using std::min; using std::pow; using std::exp; using std::sqrt;
 """ + GRID_STRIDE_LOOP
 
 

@@ -326,8 +326,10 @@ class Column:
     crossing) and reads every column's output of the stage before.
     """
 
-    def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks):
+    def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks,
+                 rebuild_cols=None):
         self.name, self.device = name, device
+        self.rebuild_cols = rebuild_cols
         stages = []
         for layer_name, kind, spec in schedule(layers):
             if kind == "weights" and (not stages or spec.reads == "both"):
@@ -343,8 +345,8 @@ class Column:
             bias = positive_bias if spec.positive_bias else 0.0
             if spec.is_conv:
                 return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
-                              input_grad=spec.reads != "image", weight_std=std, bias=bias, rng=rng,
-                              device=self.device, dtype=dtype)
+                              input_grad=spec.reads != "image", rebuild_cols=self.rebuild_cols,
+                              weight_std=std, bias=bias, rng=rng, device=self.device, dtype=dtype)
             return Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng, device=self.device,
                           dtype=dtype)
         if kind == "activation":
@@ -430,7 +432,7 @@ class AlexNet:
         rng = np.random.default_rng(seed)
         *column_rows, classifier = self.layers
         self.columns = [Column(name, device, column_rows, shapes, columns, rng, weight_std, positive_bias,
-                               self.dtype, self.hooks)
+                               self.dtype, self.hooks, rebuild_cols)
                         for name, device in zip("ab", self.devices)]
         self.column_a = self.columns[0]
         self.column_b = self.columns[1] if columns == 2 else None
@@ -441,9 +443,6 @@ class AlexNet:
         # the crossing in front of each later stage, and in front of the classifier, by
         # the layer that reads it: "cross3", "cross6", "cross7", "cross8"
         self.crossings = [f"cross{spec.number}" for spec in self.layers if spec.reads == "both"]
-        for _, layer in self.named_layers():
-            if isinstance(layer, Conv2D):
-                layer.rebuild_cols = rebuild_cols
 
     # Forward and backward ----------------------------------------------------------------
 

@@ -57,13 +57,18 @@ import numpy as np
 
 from .cuda import KERNEL_DIR, c_type_name, kernel_source
 
-NATIVE_SHIM = r"""
+# What makes a .cu file C++, for every CPU build: __global__ and friends disappear, and the
+# maths functions come from the C++ library
+CPU_SHIM = r"""
 #include <cmath>
 #include <algorithm>
 #define __global__
 #define __device__
 #define __forceinline__ inline
 using std::max; using std::min; using std::pow; using std::exp; using std::sqrt;
+"""
+
+NATIVE_SHIM = CPU_SHIM + r"""
 #define KERNEL_LOOP(i, count) \
     _Pragma("omp parallel for schedule(guided)") for (int i = 0; i < (count); ++i)
 #ifdef _OPENMP
@@ -77,7 +82,9 @@ extern "C" int tinyalex_threads() { return 1; }
 SIGNATURE = re.compile(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)")
 
 
+@functools.lru_cache(maxsize=None)
 def find_compiler():
+    """The system C++ compiler's path, or None; looked up once (layers ask on every call)."""
     for name in ("c++", "g++", "clang++"):
         path = shutil.which(name)
         if path:

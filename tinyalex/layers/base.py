@@ -40,9 +40,10 @@ class Layer:
     * NumPy arrays: the same kernels compiled for the CPU (:mod:`tinyalex.native`) for the
       passes named in ``kernels_on_cpu`` ("forward": a training forward pass,
       "evaluation": a forward pass with train=False, "backward"), when a C++ compiler is
-      there; else the NumPy path. A kernel written for a GPU (one thread per element, its indices recovered by
-      integer divisions) is not always faster on a CPU than NumPy's whole-array passes:
-      each layer lists the passes where it measured faster (``bench/benchmark.py``).
+      there; else the NumPy path. A kernel written for a GPU (one thread per element,
+      its indices recovered by integer divisions) is not always faster on a CPU than
+      NumPy's whole-array passes: each layer lists the passes where it measured faster
+      (``bench/cpu_paths.py``).
 
     Tests call each path by name.
     """
