@@ -1,7 +1,7 @@
 """Benchmark tinyalex against PyTorch's equivalent AlexNet, in one process, on one device.
 
     python bench/benchmark.py [--device cpu|0] [--batch N] [--steps N] [--warmup N] [--threads N] [--rebuild-cols on|off]
-                              [--no-torch] [--tf32 on|off] [--json OUT] [--plot OUT.png]
+                              [--conv-algorithm im2col|winograd] [--no-torch] [--tf32 on|off] [--json OUT] [--plot OUT.png]
 
 What it measures, in this order:
 
@@ -54,6 +54,9 @@ def parse_args():
     parser.add_argument("--rebuild-cols", choices=("on", "off"),
                         help="conv layers rebuild their im2col matrices in backward (on) or keep them from "
                              "forward (off); default: the library's choice (rebuild on a GPU, keep on a CPU)")
+    parser.add_argument("--conv-algorithm", choices=("im2col", "winograd"),
+                        help="im2col for every conv layer, or Winograd's F(2x2, 3x3) for conv3-conv5; default: "
+                             "the library's choice (Winograd on a CPU with compiled kernels, im2col on a GPU)")
     parser.add_argument("--tf32", choices=("on", "off"), default="off",
                         help="TensorFloat-32 matrix products on the GPU, in both frameworks (default: off)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -442,6 +445,12 @@ def plot_layers(layers, path, title):
     plt.close(fig)
 
 
+def conv_algorithms(model, x):
+    """{conv layer: the algorithm it runs on inputs like ``x``}, column a's layers."""
+    return {name.split(".")[-1]: layer.algorithm_for(x) for name, layer in model.column_a.named_layers()
+            if hasattr(layer, "algorithm_for")}
+
+
 def print_header(device, machine, threads, kept, batch):
     print(f"tinyalex benchmark: training steps of the full AlexNet (227x227 images, 1000 classes), "
           f"float32, batch {batch}, device {device}")
@@ -548,16 +557,20 @@ def main():
         "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
         "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
-        "rebuild_cols": ARGS.rebuild_cols, "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
+        "rebuild_cols": ARGS.rebuild_cols, "conv_algorithm": ARGS.conv_algorithm, "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
 
     with on_device(device):
         rebuild = None if ARGS.rebuild_cols is None else ARGS.rebuild_cols == "on"
-        model = tinyalex.AlexNet(devices=device, seed=0, rebuild_cols=rebuild)
+        model = tinyalex.AlexNet(devices=device, seed=0, rebuild_cols=rebuild, conv_algorithm=ARGS.conv_algorithm)
         runners = [TinyalexRunner(model, images, labels, device)]
         if torch is not None:
             runners.append(TorchRunner(torch_alexnet_from(model, device), images, labels, torch_device(device)))
         trunner = runners[1] if torch is not None else None
         weights = sum(param.nbytes for _, param, _ in model.parameters())
+        results["conv_algorithms"] = conv_algorithms(model, runners[0].x)
+        kept_cols = not (rebuild if rebuild is not None else device != "cpu")
+        print("  convs:    " + ", ".join(f"{name} {algorithm}" for name, algorithm in results["conv_algorithms"].items())
+              + "; backward's matrices " + ("kept from forward" if kept_cols else "rebuilt"))
 
         results["memory"] = measure_memory(runners, weights)
         results["train"], results["forward"] = measure_steps(runners, batch)

@@ -22,6 +22,7 @@ from tinyalex import native  # noqa: E402  (before NumPy: it lets OpenBLAS's idl
 import numpy as np  # noqa: E402
 from tinyalex.backend import keep_freed_memory  # noqa: E402
 from tinyalex.layers import LRN, MaxPool2D  # noqa: E402
+from tinyalex.layers import winograd  # noqa: E402
 from tinyalex.layers.conv import Conv2D, col2im, col2im_kernel, im2col, im2col_kernel  # noqa: E402
 from tinyalex.sgd import update_kernel, update_numpy  # noqa: E402
 
@@ -87,12 +88,50 @@ def main():
         row(f"col2im, {name}", lambda: col2im(cols, x.shape, k, stride, pad),
             lambda: col2im_kernel(cols, x.shape, k, stride, pad, conv_kernels), "kernels")
 
+    wino_kernels = native.load("layers/winograd.cu", f32)
+    V = winograd.transform_input(conv3_in, 1)
+    row("Winograd input transform, conv3 input", lambda: winograd.transform_input(conv3_in, 1),
+        lambda: winograd.transform_input_kernel(conv3_in, 1, wino_kernels), "kernels")
+    row("Winograd input transform's adjoint, conv3", lambda: winograd.transform_input_adjoint(V, conv3_in.shape, 1),
+        lambda: winograd.transform_input_adjoint_kernel(V, conv3_in.shape, 1, wino_kernels), "kernels")
+
+    # The 16 matrices a transform writes, a multiple of 4096 bytes apart (conv3's at batch
+    # 32 are) or with the gap winograd.planes leaves (the library's layout)
+    dy = rng.standard_normal((N, 256, 13, 13), dtype=np.float32)
+    gapless = winograd.planes
+    winograd.planes = lambda xp, rows, columns, dtype: xp.empty((16, rows, columns), dtype=dtype)
+    back_to_back = median_ms(lambda: winograd.transform_output_adjoint_kernel(dy, wino_kernels), args.repeats)
+    winograd.planes = gapless
+    with_gaps = median_ms(lambda: winograd.transform_output_adjoint_kernel(dy, wino_kernels), args.repeats)
+    print(f"{'Winograd output adjoint, 256 channels: matrices':48s} {back_to_back:8.1f} {with_gaps:8.1f}  "
+          "(back to back | with gaps: the library's)")
+
     sgd_kernels = native.load("sgd.cu", f32)
     weights = [Conv2D(48, 128, 5).weight, rng.standard_normal((2048, 9216), dtype=np.float32)]  # conv2, fc6
     state = [(w, np.zeros_like(w), np.ones_like(w)) for w in weights]
     row("SGD update, conv2's and fc6's weights (19 M)",
         lambda: [update_numpy(w, v, g, 0.01, 0.9, 0.0005) for w, v, g in state],
         lambda: [update_kernel(w, v, g, 0.01, 0.9, 0.0005, sgd_kernels) for w, v, g in state], "kernels")
+
+    # The 3 x 3 layers, whole (forward with train=True, then backward), by each algorithm;
+    # Winograd with its transforms compiled (the library's default on a CPU) and in NumPy.
+    print()
+    print(f"{'conv layer, forward + backward, one column':48s} {'im2col':>8s} {'Winograd':>8s} {'(NumPy)':>8s}")
+    for name, channels, out_channels in (("conv3", 256, 192), ("conv4", 192, 192), ("conv5", 192, 128)):
+        x = np.ascontiguousarray(conv3_in[:, :channels])
+        times = []
+        for algorithm, compiled in (("im2col", True), ("winograd", True), ("winograd", False)):
+            conv = Conv2D(channels, out_channels, 3, 1, 1, algorithm=algorithm, rng=rng)
+            dout = rng.standard_normal((N, out_channels, 13, 13), dtype=np.float32)
+            os.environ["TINYALEX_NATIVE"] = "1" if compiled else "0"
+
+            def step(conv=conv, dout=dout):
+                conv.forward(x)
+                conv.backward(dout)
+            times.append(median_ms(step, args.repeats))
+        os.environ["TINYALEX_NATIVE"] = "1"
+        print(f"{name + ' ' + 'x'.join(map(str, x.shape)) + f' -> {out_channels}':48s} "
+              + " ".join(f"{t:8.1f}" for t in times))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The GPU check, for a machine with a CUDA GPU, CuPy and PyTorch; about 3 minutes.
+# The GPU check, for a machine with a CUDA GPU, CuPy and PyTorch; about 4 minutes.
 #   1. the GPU tests: every kernel against the NumPy path (float32 and float64), the whole
 #      model's logits and gradients on the GPU against the CPU;
 #   2. tinyalex against PyTorch (cuDNN) with the same weights: same logits and gradients;
-#   3. training-step speed of the full AlexNet at batch 128, tinyalex against PyTorch.
+#   3. training-step speed of the full AlexNet at batch 128, tinyalex against PyTorch, with
+#      the library's default (im2col for every conv layer on a GPU);
+#   4. the same with Winograd's F(2x2, 3x3) for conv3-conv5 (docs/winograd.md), which
+#      decides the GPU's default.
 # Run from anywhere; exits non-zero if any part fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +29,9 @@ timeout 60 "$PYTHON" bench/compare.py --device 0 || status=1
 
 echo; echo "== 3. Training step, batch 128"
 timeout 120 "$PYTHON" bench/benchmark.py --device 0 --batch 128 || status=1
+
+echo; echo "== 4. Training step, batch 128, Winograd for conv3-conv5"
+timeout 120 "$PYTHON" bench/benchmark.py --device 0 --batch 128 --conv-algorithm winograd || status=1
 
 echo; [ $status -eq 0 ] && echo "GPU check passed" || echo "GPU check FAILED"
 exit $status

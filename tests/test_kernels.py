@@ -17,6 +17,7 @@ from gradcheck import rel_error
 from tinyalex import cuda, native
 from tinyalex.cuda_emulation import EmulatedKernels
 from tinyalex.layers import LRN, Conv2D, MaxPool2D
+from tinyalex.layers import winograd
 from tinyalex.layers.conv import col2im, col2im_kernel, im2col, im2col_kernel
 from tinyalex.native import NativeKernels, kernel_signatures
 from tinyalex.sgd import update_kernel, update_numpy
@@ -41,7 +42,7 @@ def build(request, cxx):
 
 
 def test_every_kernel_file_is_tested():
-    assert KERNEL_FILES == ["layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "sgd.cu"]
+    assert KERNEL_FILES == ["layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "layers/winograd.cu", "sgd.cu"]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH")
@@ -128,6 +129,30 @@ def test_im2col_and_col2im_kernels_match_numpy(dtype, channels, height, width, k
                      col2im(dcols, x.shape, k, stride, pad)) < TOLERANCE[dtype]
 
 
+WINOGRAD_GEOMETRIES = [  # (channels, height, width, pad): even and odd outputs, no padding, one pixel
+    (3, 13, 13, 1), (2, 8, 7, 1), (4, 6, 9, 0), (2, 1, 1, 1), (3, 5, 6, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels,height,width,pad", WINOGRAD_GEOMETRIES)
+def test_winograd_transform_kernels_match_numpy(dtype, channels, height, width, pad, rng, build):
+    kernels = build("layers/winograd.cu", dtype)
+    x = rng.standard_normal((2, channels, height, width)).astype(dtype)
+    V = winograd.transform_input(x, pad)
+    assert rel_error(winograd.transform_input_kernel(x, pad, kernels), V) < TOLERANCE[dtype]
+    dV = rng.standard_normal(V.shape).astype(dtype)
+    assert rel_error(winograd.transform_input_adjoint_kernel(dV, x.shape, pad, kernels),
+                     winograd.transform_input_adjoint(dV, x.shape, pad)) < TOLERANCE[dtype]
+    out_shape = (2, channels + 1, height + 2 * pad - 2, width + 2 * pad - 2)
+    M = rng.standard_normal((16, channels + 1, V.shape[2])).astype(dtype)
+    bias = rng.standard_normal(channels + 1).astype(dtype)
+    assert rel_error(winograd.transform_output_kernel(M, bias, out_shape, kernels),
+                     winograd.transform_output(M, bias, out_shape)) < TOLERANCE[dtype]
+    dy = rng.standard_normal(out_shape).astype(dtype)
+    assert rel_error(winograd.transform_output_adjoint_kernel(dy, kernels),
+                     winograd.transform_output_adjoint(dy)) < TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sgd_kernel_matches_the_numpy_update(dtype, rng, build):
     kernels = build("sgd.cu", dtype)
@@ -148,9 +173,11 @@ def test_layers_pick_the_native_kernels_for_the_passes_they_name(cxx, monkeypatc
     assert pool.kernels_for(x, "backward") is None          # NumPy's add.at is faster there
     assert lrn.kernels_for(x, "forward") is None and lrn.kernels_for(x, "backward") is None
     assert conv.kernels_for(x, "forward") is None and isinstance(conv.kernels_for(x, "backward"), NativeKernels)
+    assert conv.algorithm_for(x) == "winograd"              # 3 x 3, stride 1: winograd.cu's kernels
     assert pool.kernels_for(x.astype(np.int32), "forward") is None   # kernels exist for floats only
     monkeypatch.setenv("TINYALEX_NATIVE", "0")
     assert pool.kernels_for(x, "forward") is None
+    assert conv.algorithm_for(x) == "im2col"
     assert native.describe() == "NumPy path (TINYALEX_NATIVE=0)"
 
 
@@ -217,6 +244,23 @@ def test_maxpool_on_gpu_matches_numpy(dtype, rng):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx = cupy.asnumpy(gpu.backward(cupy.asarray(dout)))
     assert rel_error(dx, cpu.backward_numpy(dout)) < TOLERANCE[dtype]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_conv_on_gpu_matches_numpy(dtype, rng):
+    import cupy
+    x = rng.standard_normal((4, 64, 13, 13)).astype(dtype)
+    dout = rng.standard_normal((4, 48, 13, 13)).astype(dtype)
+    cpu = Conv2D(64, 48, 3, 1, 1, algorithm="im2col", weight_std=0.1, rng=rng, dtype=dtype)
+    gpu = Conv2D(64, 48, 3, 1, 1, algorithm="winograd", device=0, dtype=dtype)
+    gpu.weight, gpu.bias = cupy.asarray(cpu.weight), cupy.asarray(cpu.bias)
+    assert gpu.algorithm_for(cupy.asarray(x)) == "winograd"
+    assert rel_error(cupy.asnumpy(gpu.forward(cupy.asarray(x))), cpu.forward(x)) < TOLERANCE[dtype] * 10
+    dx = cupy.asnumpy(gpu.backward(cupy.asarray(dout)))
+    assert rel_error(dx, cpu.backward(dout)) < TOLERANCE[dtype] * 10
+    assert rel_error(cupy.asnumpy(gpu.dweight), cpu.dweight) < TOLERANCE[dtype] * 10
+    assert Conv2D(64, 48, 3, 1, 1, device=0).algorithm_for(cupy.asarray(x)) == "im2col"   # the GPU default
 
 
 @pytest.mark.gpu

@@ -400,3 +400,19 @@ def test_two_gpus_equal_one(two_gpus):
     loss_two, grads_two = gradients(two, x, labels)
     assert abs(loss_one - loss_two) < 1e-12
     assert max(rel_error(grads_two[k], grads_one[k]) for k in grads_one) < 1e-10
+
+
+@pytest.mark.parametrize("conv_algorithm", ["im2col", "winograd"])
+def test_the_conv_algorithm_changes_the_sums_not_the_network(conv_algorithm):
+    # Winograd's algorithm applies to conv3-conv5 only; either way the same logits, to
+    # float64 rounding, as the library's default
+    model = small_model(conv_algorithm=conv_algorithm, dtype="float64", weight_std=0.1)
+    default = small_model(dtype="float64", weight_std=0.1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 67, 67))
+    algorithms = {name.split(".")[-1]: layer.algorithm_for(x) for name, layer in model.named_layers()
+                  if isinstance(layer, Conv2D)}
+    expected = "winograd" if conv_algorithm == "winograd" else "im2col"
+    assert algorithms == {"conv1": "im2col", "conv2": "im2col", "conv3": expected, "conv4": expected,
+                          "conv5": expected}
+    logits, reference = model.forward(x, train=False), default.forward(x, train=False)
+    assert rel_error(logits, reference) < 1e-12

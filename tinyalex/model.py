@@ -327,9 +327,9 @@ class Column:
     """
 
     def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks,
-                 rebuild_cols=None):
+                 rebuild_cols=None, conv_algorithm=None):
         self.name, self.device = name, device
-        self.rebuild_cols = rebuild_cols
+        self.rebuild_cols, self.conv_algorithm = rebuild_cols, conv_algorithm
         stages = []
         for layer_name, kind, spec in schedule(layers):
             if kind == "weights" and (not stages or spec.reads == "both"):
@@ -344,9 +344,13 @@ class Column:
             width, std = spec.width // columns, std_of(weight_std, spec.name)
             bias = positive_bias if spec.positive_bias else 0.0
             if spec.is_conv:
+                algorithm = self.conv_algorithm
+                if algorithm == "winograd" and (spec.kernel, spec.stride) != (3, 1):
+                    algorithm = "im2col"   # Winograd's F(2x2, 3x3) is for conv3-conv5 only
                 return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
                               input_grad=spec.reads != "image", rebuild_cols=self.rebuild_cols,
-                              weight_std=std, bias=bias, rng=rng, device=self.device, dtype=dtype)
+                              algorithm=algorithm, weight_std=std, bias=bias, rng=rng, device=self.device,
+                              dtype=dtype)
             return Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng, device=self.device,
                           dtype=dtype)
         if kind == "activation":
@@ -394,12 +398,16 @@ class AlexNet:
     rebuild_cols: every conv layer's choice between keeping its im2col matrix for backward
         (False) and rebuilding it there (True); None rebuilds on a GPU and keeps on a CPU
         (:class:`~tinyalex.layers.Conv2D`).
+    conv_algorithm: None (each conv layer's default: Winograd's F(2x2, 3x3) for the 3 x 3
+        layers conv3-conv5 on a CPU with compiled kernels, im2col everywhere else), "im2col"
+        for every conv layer, or "winograd" for conv3-conv5 on any device (im2col for conv1
+        and conv2, whose kernels are 11 x 11 and 5 x 5).
     """
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
                  hidden=PAPER_HIDDEN, dropout=0.5, weight_std=0.01, positive_bias=1.0, seed=0,
                  dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2, drop_conv=None,
-                 rebuild_cols=None):
+                 rebuild_cols=None, conv_algorithm=None):
         if columns not in (1, 2):
             raise ValueError(f"AlexNet has one column or two, not {columns}")
         if devices is None:
@@ -432,7 +440,7 @@ class AlexNet:
         rng = np.random.default_rng(seed)
         *column_rows, classifier = self.layers
         self.columns = [Column(name, device, column_rows, shapes, columns, rng, weight_std, positive_bias,
-                               self.dtype, self.hooks, rebuild_cols)
+                               self.dtype, self.hooks, rebuild_cols, conv_algorithm)
                         for name, device in zip("ab", self.devices)]
         self.column_a = self.columns[0]
         self.column_b = self.columns[1] if columns == 2 else None

@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import cuda
 from ..backend import get_array_module, is_gpu_array
-from .base import Layer, check_dtype, initial_parameters
+from . import winograd
+from .base import Layer, check_dtype, compiled_kernels, initial_parameters
 
 
 def output_size(size, kernel_size, stride, pad=0, ceil_mode=False):
@@ -139,35 +140,62 @@ class Conv2D(Layer):
     suits a first layer: backward then skips the gradient with respect to the image,
     which nobody needs, and returns None.
 
-    Backward needs forward's im2col matrix, the largest buffer of the network: about
-    k*k / stride^2 times the size of the input (conv2's: 25 times, 112 MB per column at
-    batch 32). ``rebuild_cols`` chooses between keeping it from forward (False) and
-    keeping only the input and rebuilding the matrix in backward (True), one more copy
-    for a fraction of the memory. The default, None, rebuilds on a GPU, where memory
-    decides the batch a user can afford, and keeps on a CPU, where the copy costs time
-    (docs/benchmarks.md measures both).
+    ``algorithm`` chooses how the sums are computed:
+
+    * "im2col": the matrix of patches above, then one matrix product (any geometry);
+    * "winograd": Winograd's F(2x2, 3x3) (:mod:`tinyalex.layers.winograd`), for 3 x 3
+      kernels with stride 1 only: 16/36 of the multiplications, half the memory kept;
+    * None (the default): "winograd" where it applies and its transforms run as compiled
+      kernels on a CPU, "im2col" everywhere else (on a GPU it is still to be measured
+      against im2col: docs/benchmarks.md).
+
+    Backward needs forward's im2col matrix (or Winograd's transformed input), the largest
+    buffer of the network: about k*k / stride^2 times the size of the input (conv2's: 25
+    times, 112 MB per column at batch 32). ``rebuild_cols`` chooses between keeping it from
+    forward (False) and keeping only the input and rebuilding the matrix in backward
+    (True), one more copy for a fraction of the memory. The default, None, rebuilds on a
+    GPU, where memory decides the batch a user can afford, and keeps on a CPU, where the
+    copy costs time (docs/benchmarks.md measures both).
 
     im2col and col2im come from the kernels of ``conv.cu`` where :class:`Layer` finds them
     (a GPU, or a CPU with a C++ compiler, for the passes in ``kernels_on_cpu``), and from
-    the NumPy functions above otherwise.
+    the NumPy functions above otherwise; Winograd's transforms likewise from
+    ``winograd.cu`` or the NumPy functions of winograd.py.
     """
 
     param_names = ("weight", "bias")
     kernel_file = "layers/conv.cu"
+    winograd_file = "layers/winograd.cu"
     # On a CPU, NumPy's im2col (one reshape copy) is faster than the kernel's
     # one-thread-per-pixel loop; the col2im kernel beats NumPy's k * k passes
     kernels_on_cpu = ("backward",)
+    algorithms = ("im2col", "winograd")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *, input_grad=True,
-                 rebuild_cols=None, weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
+                 rebuild_cols=None, algorithm=None, weight_std=0.01, bias=0.0, rng=None, device="cpu",
+                 dtype="float32"):
+        if algorithm not in (None, *self.algorithms):
+            raise ValueError(f"algorithm must be None or one of {self.algorithms}, got {algorithm!r}")
+        if algorithm == "winograd" and (kernel_size, stride) != (3, 1):
+            raise ValueError(f"Winograd's F(2x2, 3x3) needs 3 x 3 kernels with stride 1, not "
+                             f"{kernel_size} x {kernel_size} with stride {stride}; use algorithm='im2col'")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
-        self.input_grad, self.rebuild_cols = input_grad, rebuild_cols
+        self.input_grad, self.rebuild_cols, self.algorithm = input_grad, rebuild_cols, algorithm
         self.weight, self.bias = initial_parameters(
             (out_channels, in_channels, kernel_size, kernel_size), out_channels,
             weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
         self.x = self.cols = None
+        self.used = None
+
+    def algorithm_for(self, x):
+        """The algorithm this layer runs on ``x``: its ``algorithm``, or the default's choice."""
+        if self.algorithm is not None:
+            return self.algorithm
+        fits = (self.kernel_size, self.stride) == (3, 1)
+        on_cpu_compiled = not is_gpu_array(x) and compiled_kernels(self.winograd_file, x) is not None
+        return "winograd" if fits and on_cpu_compiled else "im2col"
 
     def im2col(self, x):
         kernels = self.kernels_for(x, "forward")   # the same choice for forward, evaluation and backward
@@ -181,25 +209,55 @@ class Conv2D(Layer):
             return col2im(dcols, x_shape, self.kernel_size, self.stride, self.pad)
         return col2im_kernel(dcols, x_shape, self.kernel_size, self.stride, self.pad, kernels)
 
+    def transform_input(self, x):
+        """Winograd's V = BT d B (the role im2col has in the other algorithm)."""
+        kernels = compiled_kernels(self.winograd_file, x)
+        if kernels is None:
+            return winograd.transform_input(x, self.pad)
+        return winograd.transform_input_kernel(x, self.pad, kernels)
+
     def forward(self, x, train=True):
         check_dtype(x, self.weight, self)
-        xp = get_array_module(x)
         N, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
         OH = output_size(H, self.kernel_size, self.stride, self.pad)
         OW = output_size(W, self.kernel_size, self.stride, self.pad)
-        cols = self.im2col(x)
-        out = self.weight.reshape(self.out_channels, -1) @ cols    # (O, N*OH*OW)
-        out += self.bias[:, None]
+        self.used = self.algorithm_for(x)   # backward follows the same algorithm
+        if self.used == "winograd":
+            cols = self.transform_input(x)     # Winograd's transformed input, kept as cols is
+            out = self.winograd_output(cols, (N, self.out_channels, OH, OW))
+        else:
+            cols = self.im2col(x)
+            out = self.im2col_output(cols, (N, self.out_channels, OH, OW))
         # what backward needs: the input, and the im2col matrix unless backward rebuilds it
         rebuild = is_gpu_array(x) if self.rebuild_cols is None else self.rebuild_cols
         self.x = x if train else None
         self.cols = cols if train and not rebuild else None
-        return xp.ascontiguousarray(out.reshape(self.out_channels, N, OH, OW).transpose(1, 0, 2, 3))
+        return out
+
+    def im2col_output(self, cols, out_shape):
+        """The convolution from the im2col matrix: W @ cols + b, (O, N*OH*OW), as NCHW."""
+        N, O, OH, OW = out_shape
+        out = self.weight.reshape(O, -1) @ cols
+        out += self.bias[:, None]
+        return get_array_module(cols).ascontiguousarray(out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+
+    def winograd_output(self, V, out_shape):
+        """The convolution from the transformed input: M = U @ V, one product per point of
+        the 4 x 4 tile, then y = AT M A + bias."""
+        xp = get_array_module(V)
+        M = winograd.planes(xp, self.out_channels, V.shape[2], V.dtype)
+        xp.matmul(winograd.transform_weight(self.weight), V, out=M)
+        kernels = compiled_kernels(self.winograd_file, V)
+        if kernels is None:
+            return winograd.transform_output(M, self.bias, out_shape)
+        return winograd.transform_output_kernel(M, self.bias, out_shape, kernels)
 
     def backward(self, dout):
         self.check_saved(self.x)
+        if self.used == "winograd":
+            return self.backward_winograd(dout)
         O = self.out_channels
         cols = self.im2col(self.x) if self.cols is None else self.cols
         self.cols = None  # free the largest buffer as soon as possible
@@ -213,6 +271,30 @@ class Conv2D(Layer):
         dcols = self.weight.reshape(O, -1).T @ dout
         del cols
         return self.col2im(dcols, x_shape)
+
+    def backward_winograd(self, dout):
+        """Forward read backwards (winograd.py): dM = A dY AT, dU = dM @ V^T, dg = GT dU G,
+        and for the input dV = U^T @ dM, dx = B dV BT over the overlapping patches."""
+        xp = get_array_module(dout)
+        V = self.transform_input(self.x) if self.cols is None else self.cols
+        self.cols = None
+        kernels = compiled_kernels(self.winograd_file, dout)
+        if kernels is None:
+            dM = winograd.transform_output_adjoint(dout)
+        else:
+            dM = winograd.transform_output_adjoint_kernel(dout, kernels)
+        self.dweight = winograd.transform_weight_adjoint(xp.matmul(dM, V.transpose(0, 2, 1)))
+        self.dbias = dout.sum(axis=(0, 2, 3))
+        x_shape, self.x = self.x.shape, None
+        if not self.input_grad:
+            return None
+        del V
+        dV = winograd.planes(xp, self.in_channels, dM.shape[2], dM.dtype)
+        xp.matmul(winograd.transform_weight(self.weight).transpose(0, 2, 1), dM, out=dV)
+        del dM
+        if kernels is None:
+            return winograd.transform_input_adjoint(dV, x_shape, self.pad)
+        return winograd.transform_input_adjoint_kernel(dV, x_shape, self.pad, kernels)
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
