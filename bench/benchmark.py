@@ -53,7 +53,8 @@ def parse_args():
     parser.add_argument("--no-torch", action="store_true", help="tinyalex's figures only")
     parser.add_argument("--rebuild-cols", choices=("on", "off"),
                         help="conv layers rebuild their im2col matrices in backward (on) or keep them from "
-                             "forward (off); default: the library's choice (rebuild on a GPU, keep on a CPU)")
+                             "forward (off); default: the library's choice (rebuild on a GPU; on a CPU conv1 "
+                             "rebuilds, the others keep)")
     parser.add_argument("--conv-algorithm", choices=("im2col", "winograd"),
                         help="im2col for every conv layer, or Winograd's F(2x2, 3x3) for conv3-conv5; default: "
                              "the library's choice (Winograd on a CPU with compiled kernels, im2col on a GPU)")
@@ -446,9 +447,9 @@ def plot_layers(layers, path, title):
 
 
 def conv_algorithms(model, x):
-    """{conv layer: the algorithm it runs on inputs like ``x``}, column a's layers."""
-    return {name.split(".")[-1]: layer.algorithm_for(x) for name, layer in model.column_a.named_layers()
-            if hasattr(layer, "algorithm_for")}
+    """{conv layer: "<algorithm>, <matrix kept or rebuilt>"} on inputs like ``x``, column a's layers."""
+    return {name.split(".")[-1]: f"{layer.algorithm_for(x)} ({'rebuilt' if layer.rebuilds_cols(x) else 'kept'})"
+            for name, layer in model.column_a.named_layers() if hasattr(layer, "algorithm_for")}
 
 
 def print_header(device, machine, threads, kept, batch):
@@ -568,9 +569,8 @@ def main():
         trunner = runners[1] if torch is not None else None
         weights = sum(param.nbytes for _, param, _ in model.parameters())
         results["conv_algorithms"] = conv_algorithms(model, runners[0].x)
-        kept_cols = not (rebuild if rebuild is not None else device != "cpu")
         print("  convs:    " + ", ".join(f"{name} {algorithm}" for name, algorithm in results["conv_algorithms"].items())
-              + "; backward's matrices " + ("kept from forward" if kept_cols else "rebuilt"))
+              + " (backward's matrix kept from forward, or rebuilt)")
 
         results["memory"] = measure_memory(runners, weights)
         results["train"], results["forward"] = measure_steps(runners, batch)

@@ -1,12 +1,14 @@
 """A training loop as a user writes it: AlexNet, forward, loss, backward, SGD, nothing else.
 
-    python bench/user_loop.py [--steps N] [--batch N] [--rebuild-cols]
+    python bench/user_loop.py [--steps N] [--batch N] [--rebuild-cols on|off]
 
 No process-wide setting is made first, so the times show the speed a user's own loop gets
 from the library as it is. Every step's time is printed, then the median and the slowest
 of the steps after the first (which pays for first touches and compiling the kernels),
-and the process's peak memory. --rebuild-cols makes every conv layer rebuild its im2col
-matrix in backward instead of keeping it from forward (AlexNet(rebuild_cols=True)).
+and the process's peak memory. --rebuild-cols on makes every conv layer rebuild its im2col
+matrix in backward instead of keeping it from forward (AlexNet(rebuild_cols=True)), off
+keeps every one (False); without it, the library's choice (on a CPU: conv1 rebuilds, the
+others keep).
 """
 
 import argparse
@@ -26,9 +28,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--rebuild-cols", action="store_true", help="rebuild im2col matrices in backward")
+    p.add_argument("--rebuild-cols", choices=("on", "off"), help="rebuild im2col matrices in backward (on), "
+                   "keep them from forward (off); default: the library's choice")
     args = p.parse_args()
-    model = AlexNet(devices="cpu", rebuild_cols=args.rebuild_cols)
+    rebuild = None if args.rebuild_cols is None else args.rebuild_cols == "on"
+    model = AlexNet(devices="cpu", rebuild_cols=rebuild)
     print(f"CPU layers: {native.describe()}")
     optimizer, loss = SGD(), SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)

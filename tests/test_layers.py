@@ -10,6 +10,7 @@ from gradcheck import check_layer, rel_error
 
 from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
                              Tanh, col2im, im2col)
+from tinyalex.layers.conv import SharedPatches
 from tinyalex.layers.loss import softmax
 from tinyalex.native import find_compiler
 from tinyalex.testing import tie_free
@@ -405,3 +406,34 @@ def test_twin_paths_are_named_and_agree(rng):
         np.testing.assert_array_equal(layer.forward_numpy(x), out)
         dout = rng.standard_normal(out.shape)
         np.testing.assert_array_equal(layer.backward(dout), layer.backward_numpy(dout))
+
+
+def test_shared_patches_hand_one_matrix_to_the_second_layer_once(rng):
+    shared = SharedPatches()
+    first = Conv2D(3, 4, 3, 2, 1, shared_patches=shared, algorithm="im2col", dtype="float64")
+    second = Conv2D(3, 2, 3, 2, 1, shared_patches=shared, algorithm="im2col", rng=rng, dtype="float64")
+    x = rng.standard_normal((2, 3, 9, 9))
+    first.forward(x)
+    second.forward(x)
+    assert second.cols is first.cols                       # borrowed, not built again
+    assert shared.cols is None                              # and forgotten at once
+    np.testing.assert_array_equal(first.cols, im2col(x, 3, 2, 1))
+    alone = Conv2D(3, 2, 3, 2, 1, algorithm="im2col", dtype="float64")
+    alone.weight, alone.bias = second.weight, second.bias
+    assert rel_error(second.forward(x), alone.forward(x)) == 0
+    other = x.copy()                                        # equal values, another array: built afresh
+    first.forward(x)
+    assert second.forward(other) is not None and second.cols is not first.cols
+    wider = Conv2D(3, 4, 3, 1, 1, shared_patches=shared, algorithm="im2col", dtype="float64")
+    first.forward(x)
+    wider.forward(x)                                        # another geometry: its own matrix
+    assert wider.cols.shape == (27, 2 * 9 * 9)
+
+
+def test_a_layer_without_input_gradient_rebuilds_its_matrix_by_default(rng):
+    x = rng.standard_normal((2, 3, 9, 9))
+    first, middle = Conv2D(3, 4, 3, 2, 1, input_grad=False), Conv2D(3, 4, 3, 2, 1)
+    first.forward(x.astype(np.float32))
+    middle.forward(x.astype(np.float32))
+    assert first.cols is None and first.x is not None     # conv1: only the image is kept
+    assert middle.cols is not None                          # the others keep theirs on a CPU

@@ -416,3 +416,13 @@ def test_the_conv_algorithm_changes_the_sums_not_the_network(conv_algorithm):
                           "conv5": expected}
     logits, reference = model.forward(x, train=False), default.forward(x, train=False)
     assert rel_error(logits, reference) < 1e-12
+
+
+def test_both_columns_conv1_share_one_im2col_matrix_on_one_device():
+    model = small_model(rebuild_cols=False)     # keep the matrices, so that they can be compared
+    conv1_a, conv1_b = model.column_a.layer("conv1"), model.column_b.layer("conv1")
+    assert conv1_a.shared_patches is conv1_b.shared_patches is not None
+    assert model.column_a.layer("conv2").shared_patches is None
+    model.forward(np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32))
+    assert conv1_a.cols is conv1_b.cols                      # one matrix for both columns
+    assert small_model(columns=1).column_a.layer("conv1").shared_patches is None

@@ -35,7 +35,7 @@ import numpy as np
 from .backend import (array_module, check_device, default_device, keep_freed_memory, on_device, to_device,
                       to_numpy)
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
-from .layers.conv import exact_output_size, output_size
+from .layers.conv import SharedPatches, exact_output_size, output_size
 
 
 @dataclass(frozen=True)
@@ -327,9 +327,10 @@ class Column:
     """
 
     def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks,
-                 rebuild_cols=None, conv_algorithm=None):
+                 rebuild_cols=None, conv_algorithm=None, image_patches=None):
         self.name, self.device = name, device
         self.rebuild_cols, self.conv_algorithm = rebuild_cols, conv_algorithm
+        self.image_patches = image_patches      # a SharedPatches for the layer that reads the image, or None
         stages = []
         for layer_name, kind, spec in schedule(layers):
             if kind == "weights" and (not stages or spec.reads == "both"):
@@ -347,10 +348,11 @@ class Column:
                 algorithm = self.conv_algorithm
                 if algorithm == "winograd" and (spec.kernel, spec.stride) != (3, 1):
                     algorithm = "im2col"   # Winograd's F(2x2, 3x3) is for conv3-conv5 only
+                reads_image = spec.reads == "image"
                 return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
-                              input_grad=spec.reads != "image", rebuild_cols=self.rebuild_cols,
-                              algorithm=algorithm, weight_std=std, bias=bias, rng=rng, device=self.device,
-                              dtype=dtype)
+                              input_grad=not reads_image, rebuild_cols=self.rebuild_cols, algorithm=algorithm,
+                              shared_patches=self.image_patches if reads_image else None, weight_std=std,
+                              bias=bias, rng=rng, device=self.device, dtype=dtype)
             return Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng, device=self.device,
                           dtype=dtype)
         if kind == "activation":
@@ -396,8 +398,9 @@ class AlexNet:
         weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
     seed: makes the initial weights (the same on every device) and the dropout masks reproducible.
     rebuild_cols: every conv layer's choice between keeping its im2col matrix for backward
-        (False) and rebuilding it there (True); None rebuilds on a GPU and keeps on a CPU
-        (:class:`~tinyalex.layers.Conv2D`).
+        (False) and rebuilding it there (True); None rebuilds on a GPU, and on a CPU keeps
+        every matrix but conv1's (:class:`~tinyalex.layers.Conv2D`). On one device the two
+        columns' conv1 share one matrix.
     conv_algorithm: None (each conv layer's default: Winograd's F(2x2, 3x3) for the 3 x 3
         layers conv3-conv5 on a CPU with compiled kernels, im2col everywhere else), "im2col"
         for every conv layer, or "winograd" for conv3-conv5 on any device (im2col for conv1
@@ -439,8 +442,10 @@ class AlexNet:
 
         rng = np.random.default_rng(seed)
         *column_rows, classifier = self.layers
+        # On one device both columns' conv1 read the same images: one im2col matrix serves both
+        image_patches = SharedPatches() if columns == 2 and self.devices[0] == self.devices[1] else None
         self.columns = [Column(name, device, column_rows, shapes, columns, rng, weight_std, positive_bias,
-                               self.dtype, self.hooks, rebuild_cols, conv_algorithm)
+                               self.dtype, self.hooks, rebuild_cols, conv_algorithm, image_patches)
                         for name, device in zip("ab", self.devices)]
         self.column_a = self.columns[0]
         self.column_b = self.columns[1] if columns == 2 else None

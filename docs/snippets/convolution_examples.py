@@ -54,8 +54,9 @@ print()
 
 # All five layers: the cols each layer of column a holds after a training forward pass of
 # one image, times 128 (cols grows with the batch, one set of columns per image). im2col
-# for every layer: by default conv3-conv5 run Winograd's algorithm on a CPU (winograd.md).
-model = AlexNet(devices="cpu", conv_algorithm="im2col")
+# for every layer, every matrix kept: by default conv3-conv5 run Winograd's algorithm on a
+# CPU (winograd.md), and conv1 rebuilds its matrix in backward (below).
+model = AlexNet(devices="cpu", conv_algorithm="im2col", rebuild_cols=False)
 model.forward(np.zeros((1, 3, 227, 227), dtype=np.float32), train=True)
 print("| layer | rows C*k*k | columns N*OH*OW | MiB |")
 print("|---|---|---|---|")

@@ -129,6 +129,29 @@ def col2im_kernel(cols, x_shape, kernel_size, stride, pad, kernels):
     return dx
 
 
+class SharedPatches:
+    """Hands the im2col matrix one conv layer built to the next layer that asks for the
+    same input with the same geometry, once.
+
+    On one device the two columns' conv1 layers read the same images (the same array)
+    with the same kernel size, stride and padding, so their im2col matrices are equal: the
+    first layer to ask builds it, the second takes it, and this object forgets it. It
+    holds a matrix only between those two calls, never from one step to the next, and a
+    call with another input (or another geometry) builds afresh.
+    """
+
+    def __init__(self):
+        self.source = self.geometry = self.cols = None
+
+    def get(self, x, geometry, build):
+        if self.source is x and self.geometry == geometry:
+            cols, self.source, self.geometry, self.cols = self.cols, None, None, None
+            return cols
+        cols = build(x)
+        self.source, self.geometry, self.cols = x, geometry, cols
+        return cols
+
+
 class Conv2D(Layer):
     """2-D convolution, NCHW activations and OIHW weights.
 
@@ -154,8 +177,15 @@ class Conv2D(Layer):
     times, 112 MB per column at batch 32). ``rebuild_cols`` chooses between keeping it from
     forward (False) and keeping only the input and rebuilding the matrix in backward
     (True), one more copy for a fraction of the memory. The default, None, rebuilds on a
-    GPU, where memory decides the batch a user can afford, and keeps on a CPU, where the
-    copy costs time (docs/benchmarks.md measures both).
+    GPU, where memory decides the batch a user can afford, and on a CPU, where the copy
+    costs time, keeps, except in a layer without ``input_grad`` (conv1): its matrix is the
+    network's largest (134 MiB per column at batch 32) and, built first and used last, it
+    is held through the whole backward pass, when memory peaks (docs/benchmarks.md
+    measures these choices).
+
+    ``shared_patches``, a :class:`SharedPatches` that two layers reading the same input
+    are given (the model gives one to the two columns' conv1 on one device), lets the
+    second borrow the first's im2col matrix instead of building its own.
 
     im2col and col2im come from the kernels of ``conv.cu`` where :class:`Layer` finds them
     (a GPU, or a CPU with a C++ compiler, for the passes in ``kernels_on_cpu``), and from
@@ -172,8 +202,8 @@ class Conv2D(Layer):
     algorithms = ("im2col", "winograd")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *, input_grad=True,
-                 rebuild_cols=None, algorithm=None, weight_std=0.01, bias=0.0, rng=None, device="cpu",
-                 dtype="float32"):
+                 rebuild_cols=None, algorithm=None, shared_patches=None, weight_std=0.01, bias=0.0, rng=None,
+                 device="cpu", dtype="float32"):
         if algorithm not in (None, *self.algorithms):
             raise ValueError(f"algorithm must be None or one of {self.algorithms}, got {algorithm!r}")
         if algorithm == "winograd" and (kernel_size, stride) != (3, 1):
@@ -182,6 +212,7 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
         self.input_grad, self.rebuild_cols, self.algorithm = input_grad, rebuild_cols, algorithm
+        self.shared_patches = shared_patches
         self.weight, self.bias = initial_parameters(
             (out_channels, in_channels, kernel_size, kernel_size), out_channels,
             weight_std, bias, rng, device, dtype)
@@ -198,6 +229,11 @@ class Conv2D(Layer):
         return "winograd" if fits and on_cpu_compiled else "im2col"
 
     def im2col(self, x):
+        if self.shared_patches is not None:
+            return self.shared_patches.get(x, (self.kernel_size, self.stride, self.pad), self.build_im2col)
+        return self.build_im2col(x)
+
+    def build_im2col(self, x):
         kernels = self.kernels_for(x, "forward")   # the same choice for forward, evaluation and backward
         if kernels is None:
             return im2col(x, self.kernel_size, self.stride, self.pad)
@@ -231,10 +267,15 @@ class Conv2D(Layer):
             cols = self.im2col(x)
             out = self.im2col_output(cols, (N, self.out_channels, OH, OW))
         # what backward needs: the input, and the im2col matrix unless backward rebuilds it
-        rebuild = is_gpu_array(x) if self.rebuild_cols is None else self.rebuild_cols
         self.x = x if train else None
-        self.cols = cols if train and not rebuild else None
+        self.cols = cols if train and not self.rebuilds_cols(x) else None
         return out
+
+    def rebuilds_cols(self, x):
+        """Whether backward rebuilds the matrix from the input ``x`` instead of keeping it."""
+        if self.rebuild_cols is not None:
+            return self.rebuild_cols
+        return is_gpu_array(x) or not self.input_grad   # the default: on a GPU, and conv1's everywhere
 
     def im2col_output(self, cols, out_shape):
         """The convolution from the im2col matrix: W @ cols + b, (O, N*OH*OW), as NCHW."""
