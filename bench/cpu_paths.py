@@ -133,6 +133,14 @@ def main():
         print(f"{name + ' ' + 'x'.join(map(str, x.shape)) + f' -> {out_channels}':48s} "
               + " ".join(f"{t:8.1f}" for t in times))
 
+    # conv2 (5 x 5) stays with im2col (docs/benchmarks.md says why). The matrix products of
+    # one column's forward pass: im2col's one, against the 36 of Winograd's F(2x2, 5x5)
+    # (6 x 6 points, 14 x 14 tiles per image), which have only 48 input channels each
+    W, cols = (rng.standard_normal(shape, dtype=np.float32) for shape in ((128, 1200), (1200, N * 27 * 27)))
+    U, V = (rng.standard_normal(shape, dtype=np.float32) for shape in ((36, 128, 48), (36, 48, N * 14 * 14)))
+    print(f"{'conv2 forward products: im2col | F(2x2, 5x5)':48s} {median_ms(lambda: W @ cols, args.repeats):8.1f} "
+          f"{median_ms(lambda: np.matmul(U, V), args.repeats):8.1f}")
+
 
 if __name__ == "__main__":
     main()
