@@ -151,10 +151,11 @@ def planes(xp, rows, columns, dtype):
     A tile's 16 values go to (or come from) the same column of the 16 matrices. Were the
     matrices a multiple of 4096 bytes apart (conv3's V at batch 32 is 401,408 floats, 392
     times 4096 bytes), the 16 addresses would all fall in the same set of the CPU's
-    first-level cache, which holds 8 lines per set: measured, the transforms that write
-    or read 16 such streams took 2 to 3 times as long. Leaving an odd number of 64-byte
-    lines between the starts spreads them over 16 sets. NumPy's matmul takes the matrices
-    as they are, each contiguous; on a GPU there is no such cache, and no gap.
+    first-level cache, which holds 8 lines per set: the transforms that write or read 16
+    such streams took about three times as long (``python bench/cpu_paths.py`` times one
+    both ways). Leaving an odd number of 64-byte lines between the starts spreads them
+    over 16 sets. NumPy's matmul takes the matrices as they are, each contiguous; on a GPU
+    there is no such cache, and no gap.
     """
     size = rows * columns
     if xp is not np:
