@@ -11,8 +11,9 @@ Checks, each reported as one relative error ||a - b|| / max(||a||, ||b||):
 2. the whole net with the same weights (copied by ``torch_alexnet_from``) and the same
    images: the logits in evaluation mode, the loss, and the gradient of every parameter
    (dropout off in both, so that both compute the same function). The images are
-   redrawn while a few max-pool windows are near-ties that the two frameworks resolve
-   differently (their gradient would go to different inputs: a kink, not a bug);
+   redrawn while a few max-pool windows are near-ties that the two frameworks (or, in
+   float32, tinyalex's float64 twin, which referees disagreements) resolve differently
+   (their gradient would go to different inputs: a kink, not a bug);
 3. one SGD step: tinyalex's velocity against PyTorch's momentum buffer. The paper's rule
    (v <- 0.9 v - 0.0005 lr w - lr dL/dw, w <- w + v) and ``torch.optim.SGD`` (buf <- 0.9 buf
    + dL/dw + 0.0005 w, w <- w - lr buf) are the same update with v = -lr * buf;
@@ -158,50 +159,65 @@ def check_ops(report, device, dtype, rng):
         report.check(f"col2im vs fold ({label})", rel_error(dx, tdx))
 
 
-def pool_disagreements(model, tmodel, x, tx):
-    """Max-pool windows, among those with a positive maximum, whose winner differs between
-    the frameworks in an evaluation forward pass of both. Both models' hooks record the
-    pooling inputs; the winners are then found on those inputs."""
-    ours, theirs = {}, {}
+def tinyalex_winners(model, x):
+    """{pool name: the winner of every max-pool window} in an evaluation forward pass of
+    ``model`` (both columns side by side), found on the pooling inputs that its hooks record."""
+    inputs = {}
 
     def record(event, name, value):
         if event == "before_forward" and name.split(".")[-1] in POOLS:
-            ours.setdefault(name.split(".")[-1], []).append(value[0])
+            inputs.setdefault(name.split(".")[-1], []).append(value[0])
 
     model.hooks.append(record)
+    try:
+        model.forward(x, train=False)
+    finally:
+        model.hooks.remove(record)
+    winners = {}
+    for name in POOLS:
+        pools = [tinyalex.MaxPool2D(3, 2) for _ in inputs[name]]
+        for pool, pool_input in zip(pools, inputs[name]):
+            pool.forward(pool_input, train=True)       # a training pass keeps the winners
+        winners[name] = np.concatenate([to_numpy(pool.argmax) for pool in pools], axis=1)
+    return winners
+
+
+def pool_disagreements(model, tmodel, exact, images, device):
+    """Max-pool windows, among those with a positive maximum, whose winner differs between
+    tinyalex and PyTorch, or (when ``exact``, the same net in float64, is given) between
+    tinyalex and its float64 twin, which referees the gradients the frameworks disagree on."""
+    theirs = {}
     hooks = [getattr(tmodel, name).register_forward_hook(
         lambda module, args, out, name=name: theirs.__setitem__(name, args[0])) for name in POOLS]
     try:
-        model.forward(x, train=False)
         with torch.no_grad():
-            tmodel(tx)
+            tmodel(torch.from_numpy(images).to(torch_device(device)))
     finally:
-        model.hooks.remove(record)
         for hook in hooks:
             hook.remove()
+    ours = tinyalex_winners(model, to_device(images, device))
+    exacts = tinyalex_winners(exact, to_device(images.astype(np.float64), device)) if exact is not None else {}
     count = 0
     for name in POOLS:
         out, winners = F.max_pool2d(theirs[name], 3, 2, return_indices=True)
-        pools = [tinyalex.MaxPool2D(3, 2) for _ in ours[name]]
-        for pool, pool_input in zip(pools, ours[name]):
-            pool.forward(pool_input, train=True)       # a training pass keeps the winners
-        argmax = np.concatenate([to_numpy(pool.argmax) for pool in pools], axis=1)
-        count += int(((winners.cpu().numpy() != argmax) & (out.cpu().numpy() > 0)).sum())
+        differ = winners.cpu().numpy() != ours[name]
+        if name in exacts:
+            differ |= exacts[name] != ours[name]
+        count += int((differ & (out.cpu().numpy() > 0)).sum())
     return count
 
 
-def images_without_near_ties(report, model, tmodel, batch, dtype, device, rng):
-    """Random images on which both frameworks pick the same winner in every max-pool window.
+def images_without_near_ties(report, model, tmodel, exact, batch, dtype, device, rng):
+    """Random images on which both frameworks (and tinyalex's float64 twin ``exact``, if
+    given) pick the same winner in every max-pool window.
 
     A window whose two largest inputs differ only by rounding can pick different winners
     in the two frameworks, and then sends its gradient to a different input: a kink, not a
     bug. Such near-ties are rare, so the images are redrawn until there is none.
     """
-    tdev = torch_device(device)
     for draw in range(1, MAX_DRAWS + 1):
         images = (rng.standard_normal((batch, 3, model.image_size, model.image_size)) * PIXEL_STD).astype(dtype)
-        x, tx = to_device(images, device), torch.from_numpy(images).to(tdev)
-        disagreements = pool_disagreements(model, tmodel, x, tx)
+        disagreements = pool_disagreements(model, tmodel, exact, images, device)
         if disagreements == 0 or disagreements > MAX_NEAR_TIES:
             break
         print(f"  (images, draw {draw}: {disagreements} max-pool window(s) with a near-tie picked different "
@@ -211,16 +227,18 @@ def images_without_near_ties(report, model, tmodel, batch, dtype, device, rng):
                     + ("(more than near-ties explain)" if disagreements > MAX_NEAR_TIES
                        else f"after {MAX_DRAWS} draws (try a smaller --batch)"))
     else:
-        print(f"  (images of draw {draw}: every max-pool winner is the same in both frameworks)")
+        twin = " and tinyalex in float64" if exact is not None else ""
+        print(f"  (images of draw {draw}: every max-pool winner is the same in both frameworks{twin})")
     return images
 
 
-def check_gradients(report, model, tmodel, images, y, ty, device, dtype):
+def check_gradients(report, model, tmodel, exact, images, y, ty, device, dtype):
     """The loss and every parameter's gradient (dropout off in both: the same function).
 
-    Where the two float32 results disagree, the same computation in float64 (same weights,
-    same images) tells which of them is off: on a GPU, cuDNN's weight gradient of the
-    grouped conv2 was measured 2.6e-4 from float64, tinyalex's 5.9e-7.
+    Where the two float32 results disagree, the same computation in float64 by ``exact``
+    (same weights, same images, the same max-pool winners) tells which of them is off: on
+    a GPU, cuDNN's weight gradient of the grouped conv2 was measured 2.6e-4 from float64,
+    tinyalex's 5.9e-7.
     """
     initial = model.state_dict()
     loss_fn = tinyalex.SoftmaxCrossEntropy()
@@ -234,8 +252,6 @@ def check_gradients(report, model, tmodel, images, y, ty, device, dtype):
 
     def float64_gradients():
         if not reference:
-            exact = tinyalex.AlexNet(devices=device, dtype="float64", seed=0, dropout=0.0)
-            exact.load_state_dict(initial)
             exact_loss = tinyalex.SoftmaxCrossEntropy()
             exact_loss.forward(exact.forward(to_device(images.astype(np.float64), device), train=True), y)
             exact.backward(exact_loss.backward())
@@ -283,15 +299,19 @@ def check_model(report, device, dtype, batch, rng):
     model = tinyalex.AlexNet(devices=device, dtype=dtype, seed=0, dropout=0.0)
     tmodel = torch_alexnet_from(model)
     tmodel.eval()
+    exact = None    # in float32, the float64 twin that referees a disagreement
+    if dtype == np.float32:
+        exact = tinyalex.AlexNet(devices=device, dtype="float64", seed=0, dropout=0.0)
+        exact.load_state_dict(model.state_dict())
     report.section(f"the whole net ({model!r}), same weights, batch {batch}")
-    images = images_without_near_ties(report, model, tmodel, batch, dtype, device, rng)
+    images = images_without_near_ties(report, model, tmodel, exact, batch, dtype, device, rng)
     labels = rng.integers(0, model.num_classes, batch)
     y, ty = to_device(labels, device), torch.from_numpy(labels).to(torch_device(device))
     logits = to_numpy(model.forward(to_device(images, device), train=False))
     with torch.no_grad():
         tlogits = tmodel(torch.from_numpy(images).to(torch_device(device))).cpu().numpy()
     report.check("logits, evaluation (worst image)", max(rel_error(a, b) for a, b in zip(logits, tlogits)))
-    initial, referee = check_gradients(report, model, tmodel, images, y, ty, device, dtype)
+    initial, referee = check_gradients(report, model, tmodel, exact, images, y, ty, device, dtype)
     check_sgd_step(report, model, tmodel, initial, referee, dtype)
 
 
