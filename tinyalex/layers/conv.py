@@ -169,8 +169,8 @@ class Conv2D(Layer):
     * "winograd": Winograd's F(2x2, 3x3) (:mod:`tinyalex.layers.winograd`), for 3 x 3
       kernels with stride 1 only: 16/36 of the multiplications, half the memory kept;
     * None (the default): "winograd" where it applies and its transforms run as compiled
-      kernels on a CPU, "im2col" everywhere else (on a GPU it is still to be measured
-      against im2col: docs/benchmarks.md).
+      kernels on a CPU, "im2col" everywhere else (on a GPU Winograd measured slower and
+      larger than im2col in training: docs/benchmarks.md).
 
     Backward needs forward's im2col matrix (or Winograd's transformed input), the largest
     buffer of the network: about k*k / stride^2 times the size of the input (conv2's: 25
