@@ -558,7 +558,8 @@ def main():
         "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
         "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
-        "rebuild_cols": ARGS.rebuild_cols, "conv_algorithm": ARGS.conv_algorithm, "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
+        "rebuild_cols": ARGS.rebuild_cols, "conv_algorithm": ARGS.conv_algorithm,
+        "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
 
     with on_device(device):
         rebuild = None if ARGS.rebuild_cols is None else ARGS.rebuild_cols == "on"

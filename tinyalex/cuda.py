@@ -1,8 +1,8 @@
 """Loading and launching the raw CUDA kernels of tinyalex.
 
 The kernels live in ``.cu`` files beside the code that uses them (``layers/lrn.cu``,
-``layers/maxpool.cu``, ``layers/conv.cu``, ``sgd.cu``), named by their path inside the
-package. Every kernel is written against the type name
+``layers/maxpool.cu``, ``layers/conv.cu``, ``layers/winograd.cu``, ``sgd.cu``), named by
+their path inside the package. Every kernel is written against the type name
 ``scalar_t``, which is defined when the file is compiled: ``float`` for float32 arrays,
 ``double`` for float64, and declared ``extern "C"`` so that its name is not mangled and
 CuPy finds it by name. So the accumulators follow the array dtype, and a float64

@@ -35,7 +35,7 @@ import numpy as np
 from .backend import (array_module, check_device, default_device, keep_freed_memory, on_device, to_device,
                       to_numpy)
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
-from .layers.conv import SharedPatches, exact_output_size, output_size
+from .layers.conv import SharedPatches, exact_output_size, output_size, winograd_fits
 
 
 @dataclass(frozen=True)
@@ -346,8 +346,8 @@ class Column:
             bias = positive_bias if spec.positive_bias else 0.0
             if spec.is_conv:
                 algorithm = self.conv_algorithm
-                if algorithm == "winograd" and (spec.kernel, spec.stride) != (3, 1):
-                    algorithm = "im2col"   # Winograd's F(2x2, 3x3) is for conv3-conv5 only
+                if algorithm == "winograd" and not winograd_fits(spec.kernel, spec.stride):
+                    algorithm = "im2col"   # conv1 and conv2: no tile for their kernels
                 reads_image = spec.reads == "image"
                 return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
                               input_grad=not reads_image, rebuild_cols=self.rebuild_cols, algorithm=algorithm,

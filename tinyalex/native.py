@@ -17,7 +17,8 @@ This module compiles the very same files with the system C++ compiler, as ordina
 A kernel is then called once for the whole array (:class:`NativeKernel`), with the
 calling convention of :class:`tinyalex.cuda.Kernels`, so a layer's kernel path
 (``forward_kernels`` / ``backward_kernels``) runs unchanged on NumPy arrays.
-:class:`tinyalex.layers.base.Layer` picks it for CPU arrays whenever it is available.
+:class:`tinyalex.layers.base.Layer` picks it for CPU arrays, for the passes where a layer
+measured it faster than NumPy (``kernels_on_cpu``), whenever it is available.
 
 It is not available, and every layer quietly keeps its NumPy path, when there is no C++
 compiler on the PATH, when compiling fails (a warning says why), for dtypes other than

@@ -129,6 +129,12 @@ def col2im_kernel(cols, x_shape, kernel_size, stride, pad, kernels):
     return dx
 
 
+def winograd_fits(kernel_size, stride):
+    """Whether Winograd's F(2x2, 3x3) (:mod:`tinyalex.layers.winograd`) computes this
+    convolution: a 3 x 3 kernel with stride 1."""
+    return (kernel_size, stride) == (3, 1)
+
+
 class SharedPatches:
     """Hands the im2col matrix one conv layer built to the next layer that asks for the
     same input with the same geometry, once.
@@ -206,7 +212,7 @@ class Conv2D(Layer):
                  device="cpu", dtype="float32"):
         if algorithm not in (None, *self.algorithms):
             raise ValueError(f"algorithm must be None or one of {self.algorithms}, got {algorithm!r}")
-        if algorithm == "winograd" and (kernel_size, stride) != (3, 1):
+        if algorithm == "winograd" and not winograd_fits(kernel_size, stride):
             raise ValueError(f"Winograd's F(2x2, 3x3) needs 3 x 3 kernels with stride 1, not "
                              f"{kernel_size} x {kernel_size} with stride {stride}; use algorithm='im2col'")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -218,13 +224,12 @@ class Conv2D(Layer):
             weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
         self.x = self.cols = None
-        self.used = None
 
     def algorithm_for(self, x):
         """The algorithm this layer runs on ``x``: its ``algorithm``, or the default's choice."""
         if self.algorithm is not None:
             return self.algorithm
-        fits = (self.kernel_size, self.stride) == (3, 1)
+        fits = winograd_fits(self.kernel_size, self.stride)
         on_cpu_compiled = not is_gpu_array(x) and compiled_kernels(self.winograd_file, x) is not None
         return "winograd" if fits and on_cpu_compiled else "im2col"
 
@@ -259,8 +264,7 @@ class Conv2D(Layer):
             raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
         OH = output_size(H, self.kernel_size, self.stride, self.pad)
         OW = output_size(W, self.kernel_size, self.stride, self.pad)
-        self.used = self.algorithm_for(x)   # backward follows the same algorithm
-        if self.used == "winograd":
+        if self.algorithm_for(x) == "winograd":
             cols = self.transform_input(x)     # Winograd's transformed input, kept as cols is
             out = self.winograd_output(cols, (N, self.out_channels, OH, OW))
         else:
@@ -297,7 +301,7 @@ class Conv2D(Layer):
 
     def backward(self, dout):
         self.check_saved(self.x)
-        if self.used == "winograd":
+        if self.algorithm_for(self.x) == "winograd":   # the choice forward made on the same input
             return self.backward_winograd(dout)
         O = self.out_channels
         cols = self.im2col(self.x) if self.cols is None else self.cols
