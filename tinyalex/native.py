@@ -35,8 +35,10 @@ spin after each product unless ``OPENBLAS_THREAD_TIMEOUT`` was set before NumPy 
 OpenBLAS, which importing tinyalex first does (``tinyalex/__init__.py``);
 :func:`openblas_idle` says which it is.
 
-The compiled library is cached in the system's temporary folder under a hash of the
-source, the compile command and the type; the first use of a file costs a second or two.
+The compiled library is kept in the user's own cache folder (``~/.cache/tinyalex/kernels``,
+checked to be private before anything is loaded from it: :mod:`tinyalex.kernel_cache`)
+under a hash of the source, the compile command and the type; the first use of a file
+costs a second or two.
 
 This module also holds what the thread-by-thread emulator (:mod:`tinyalex.cuda_emulation`)
 shares with it: finding the compiler, reading kernel signatures, compiling, and checking
@@ -50,12 +52,12 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import kernel_cache
 from .cuda import KERNEL_DIR, c_type_name, kernel_source
 
 # What makes a .cu file C++, for every CPU build: __global__ and friends disappear, and the
@@ -108,30 +110,37 @@ def kernel_signatures(source):
     return signatures
 
 
+def library_name(filename, dtype, shim, flags):
+    """The file name of ``filename`` compiled for ``dtype`` with ``shim`` and ``flags``: a
+    hash of all four, so that a changed source or command never loads an old build."""
+    ctype = c_type_name(dtype)
+    key = hashlib.sha256("\n".join((shim, kernel_source(filename), ctype, *flags)).encode()).hexdigest()[:16]
+    return f"{Path(filename).stem}-{ctype}-{key}.so"
+
+
 @functools.lru_cache(maxsize=None)
 def compile_shared_library(filename, dtype, shim, flags):
     """Compile kernel file ``filename`` for ``dtype``, with ``shim`` forced in front of it
-    and the compiler ``flags``, into a shared library; cached by content."""
+    and the compiler ``flags``, into a shared library kept in the user's private cache
+    folder (:mod:`tinyalex.kernel_cache`), and load it."""
     compiler = find_compiler()
     if compiler is None:
         raise RuntimeError("compiling the kernels for the CPU needs a C++ compiler (c++, g++ or clang++) "
                            "on the PATH")
-    ctype = c_type_name(dtype)
-    key = hashlib.sha256("\n".join((shim, kernel_source(filename), ctype, *flags)).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / "tinyalex-kernels"
-    folder.mkdir(exist_ok=True)
-    library = folder / f"{Path(filename).stem}-{ctype}-{key}.so"
-    if not library.exists():
-        header = folder / f"shim-{key}.h"
-        header.write_text(shim)
-        scratch = library.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
-        command = [compiler, "-std=c++14", *flags, "-shared", "-fPIC", f"-Dscalar_t={ctype}",
-                   "-include", str(header), "-x", "c++", str(KERNEL_DIR / filename), "-o", str(scratch)]
-        result = subprocess.run(command, capture_output=True, text=True)
+
+    def build(output):
+        header = kernel_cache.scratch_text(shim, ".h")
+        try:
+            command = [compiler, "-std=c++14", *flags, "-shared", "-fPIC", f"-Dscalar_t={c_type_name(dtype)}",
+                       "-include", header, "-x", "c++", str(KERNEL_DIR / filename), "-o", output]
+            result = subprocess.run(command, capture_output=True, text=True)
+        finally:
+            os.unlink(header)
         if result.returncode != 0:
             raise RuntimeError(f"compiling {filename} for the CPU failed:\n{' '.join(command)}\n{result.stderr}")
-        scratch.replace(library)  # atomic: parallel runs never load a half-written file
-    return ctypes.CDLL(str(library))
+
+    path = kernel_cache.cached_file(library_name(filename, dtype, shim, flags), build)
+    return ctypes.CDLL(str(path))
 
 
 class NativeKernel:
@@ -212,7 +221,8 @@ def load(filename, dtype):
     compiling failed) when the NumPy path must do."""
     try:
         return NativeKernels(filename, dtype)
-    except RuntimeError as error:
+    except (RuntimeError, OSError) as error:   # no compiler, a failed build, a cache folder not
+        # private to this user, or a library that cannot be loaded (a noexec file system)
         warnings.warn(f"tinyalex runs the NumPy path instead of the compiled kernels of {filename}: {error}",
                       RuntimeWarning, stacklevel=3)
         return None
