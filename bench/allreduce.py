@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from tinyalex import AlexNet, distributed
-from tinyalex.backend import keep_freed_memory, parse_devices, to_device
+from tinyalex.backend import parse_devices, to_device
+from tinyalex.engines import tune_process
 from tinyalex.layers import SoftmaxCrossEntropy
 from tinyalex.sgd import SGD
 
@@ -68,7 +69,7 @@ def main():
     comm = distributed.launch()
     devices = distributed.process_devices(parse_devices(args.devices), comm.local_rank)
     comm = distributed.for_devices(comm, devices)
-    keep_freed_memory()
+    tune_process()
     start, stop = distributed.batch_share(args.batch_size, comm.rank, comm.size)
     model = AlexNet(num_classes=1000, devices=devices, **MODELS[args.model])
     rng = np.random.default_rng(comm.rank)

@@ -1,7 +1,8 @@
 """Benchmark tinyalex against PyTorch's equivalent AlexNet, in one process, on one device.
 
-    python bench/benchmark.py [--device cpu|0] [--batch N] [--steps N] [--warmup N] [--threads N] [--rebuild-cols on|off]
-                              [--conv-algorithm im2col|winograd] [--no-torch] [--tf32 on|off] [--json OUT] [--plot OUT.png]
+    python bench/benchmark.py [--device cpu|0] [--batch N] [--steps N] [--warmup N] [--threads N] [--engine plain|fast]
+                              [--rebuild-cols on|off] [--conv-algorithm im2col|winograd] [--no-torch] [--tf32 on|off]
+                              [--json OUT] [--plot OUT.png]
 
 What it measures, in this order:
 
@@ -30,6 +31,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 DEFAULTS = {  # batch, timed steps, warm-up steps, repeats per layer timing, repeats per single op
@@ -51,13 +53,16 @@ def parse_args():
     parser.add_argument("--threads", type=int, help="CPU threads for both frameworks' matrix products and "
                                                     "PyTorch's other ops (default: one per CPU)")
     parser.add_argument("--no-torch", action="store_true", help="tinyalex's figures only")
+    parser.add_argument("--engine", choices=("plain", "fast"), default="fast",
+                        help="tinyalex's engine (tinyalex.engines; default: fast)")
     parser.add_argument("--rebuild-cols", choices=("on", "off"),
-                        help="conv layers rebuild their im2col matrices in backward (on) or keep them from "
-                             "forward (off); default: the library's choice (rebuild on a GPU; on a CPU conv1 "
-                             "rebuilds, the others keep)")
+                        help="every conv layer rebuilds its im2col matrix in backward (on) or keeps it from "
+                             "forward (off); default: the engine's choice (fast: rebuild on a GPU; on a CPU "
+                             "conv1 rebuilds, the others keep)")
     parser.add_argument("--conv-algorithm", choices=("im2col", "winograd"),
-                        help="im2col for every conv layer, or Winograd's F(2x2, 3x3) for conv3-conv5; default: "
-                             "the library's choice (Winograd on a CPU with compiled kernels, im2col on a GPU)")
+                        help="im2col for every conv layer, or Winograd's F(2x2, 3x3) for conv3-conv5 on any "
+                             "device; default: the engine's choice (fast: Winograd on a CPU with compiled "
+                             "kernels, im2col on a GPU)")
     parser.add_argument("--tf32", choices=("on", "off"), default="off",
                         help="TensorFloat-32 matrix products on the GPU, in both frameworks (default: off)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -92,9 +97,6 @@ if ARGS.device == "cpu":
     # alternate, one framework's spinning threads would take the cores of the other's
     # next step. Passive threads sleep as soon as they are idle, in both frameworks.
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    # and OpenBLAS's (NumPy's matrix products; PyTorch's are MKL's) sleep too, as importing
-    # tinyalex before NumPy arranges (tinyalex/__init__.py)
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 
@@ -197,11 +199,11 @@ def cpu_peak_memory(run):
 class TinyalexRunner:
     name = "tinyalex"
 
-    def __init__(self, model, images, labels, device):
+    def __init__(self, model, images, labels, device, engine):
         self.model, self.device = model, device
         self.x, self.y = to_device(images, device), to_device(labels, device)
         self.loss_fn = tinyalex.SoftmaxCrossEntropy()
-        self.optimizer = tinyalex.SGD(PAPER.learning_rate, PAPER.momentum, PAPER.weight_decay)
+        self.optimizer = tinyalex.SGD(PAPER.learning_rate, PAPER.momentum, PAPER.weight_decay, engine=engine)
         self.loss = None
 
     def sync(self):
@@ -446,10 +448,14 @@ def plot_layers(layers, path, title):
     plt.close(fig)
 
 
-def conv_algorithms(model, x):
-    """{conv layer: "<algorithm>, <matrix kept or rebuilt>"} on inputs like ``x``, column a's layers."""
-    return {name.split(".")[-1]: f"{layer.algorithm_for(x)} ({'rebuilt' if layer.rebuilds_cols(x) else 'kept'})"
-            for name, layer in model.column_a.named_layers() if hasattr(layer, "algorithm_for")}
+def chosen_engine():
+    """The engine of the options: --engine, changed by --rebuild-cols and --conv-algorithm."""
+    engine = tinyalex.engines.resolve(ARGS.engine)
+    if ARGS.rebuild_cols is not None:
+        engine = replace(engine, rebuild=("cpu", "gpu", "image") if ARGS.rebuild_cols == "on" else ())
+    if ARGS.conv_algorithm is not None:
+        engine = replace(engine, winograd=("cpu", "gpu") if ARGS.conv_algorithm == "winograd" else ())
+    return engine
 
 
 def print_header(device, machine, threads, kept, batch):
@@ -465,11 +471,8 @@ def print_header(device, machine, threads, kept, batch):
               f"NumPy's other ops 1")
     print(f"  TF32:     {tf32_description(device)}")
     if device == "cpu":
-        print(f"  OpenMP:   OMP_WAIT_POLICY=PASSIVE for both; OPENBLAS_THREAD_TIMEOUT="
-              f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT')}; tinyalex's CPU layers: {tinyalex.native.describe()}")
-    print("  malloc:   " + ("freed memory kept for reuse (tinyalex.backend.keep_freed_memory, which a CPU "
-                            "AlexNet calls), for both frameworks"
-                            if kept else "the C library's default"))
+        print("  OpenMP:   OMP_WAIT_POLICY=PASSIVE for both frameworks")
+    print("  process:  tinyalex.engines.tune_process(), for both frameworks: " + "; ".join(kept))
     if device == "cpu":
         print(f"  OpenBLAS: OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset: chosen for this CPU)')}")
     if machine.get("load_average") is not None:
@@ -547,7 +550,7 @@ def main():
 
     machine = machine_description(device)
     threads = set_threads(device)
-    kept = tinyalex.backend.keep_freed_memory()   # what building a CPU AlexNet does anyway
+    kept = tinyalex.engines.tune_process()   # what the training program does
     batch = ARGS.batch
     print_header(device, machine, threads, kept, batch)
 
@@ -555,23 +558,22 @@ def main():
     images = (rng.standard_normal((batch, 3, 227, 227), dtype=np.float32) * np.float32(PIXEL_STD))
     labels = rng.integers(0, 1000, batch)
     results = {"machine": machine, "threads": threads, "settings": {
-        "keep_freed_memory": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
+        "process_settings": kept, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "device": device,
         "batch": batch, "steps": ARGS.steps, "warmup": ARGS.warmup, "memory_steps": MEMORY_STEPS,
         "layer_steps": ARGS.layer_steps, "op_repeats": ARGS.op_repeats, "tf32": ARGS.tf32,
-        "rebuild_cols": ARGS.rebuild_cols, "conv_algorithm": ARGS.conv_algorithm,
+        "engine": ARGS.engine, "rebuild_cols": ARGS.rebuild_cols, "conv_algorithm": ARGS.conv_algorithm,
         "lr": PAPER.learning_rate, "momentum": PAPER.momentum, "weight_decay": PAPER.weight_decay}}
 
     with on_device(device):
-        rebuild = None if ARGS.rebuild_cols is None else ARGS.rebuild_cols == "on"
-        model = tinyalex.AlexNet(devices=device, seed=0, rebuild_cols=rebuild, conv_algorithm=ARGS.conv_algorithm)
-        runners = [TinyalexRunner(model, images, labels, device)]
+        engine = chosen_engine()
+        model = tinyalex.AlexNet(devices=device, seed=0, engine=engine)
+        runners = [TinyalexRunner(model, images, labels, device, engine)]
         if torch is not None:
             runners.append(TorchRunner(torch_alexnet_from(model, device), images, labels, torch_device(device)))
         trunner = runners[1] if torch is not None else None
         weights = sum(param.nbytes for _, param, _ in model.parameters())
-        results["conv_algorithms"] = conv_algorithms(model, runners[0].x)
-        print("  convs:    " + ", ".join(f"{name} {algorithm}" for name, algorithm in results["conv_algorithms"].items())
-              + " (backward's matrix kept from forward, or rebuilt)")
+        results["engine"] = tinyalex.engines.describe(model)
+        print(f"  tinyalex: {results['engine']}")
 
         results["memory"] = measure_memory(runners, weights)
         results["train"], results["forward"] = measure_steps(runners, batch)

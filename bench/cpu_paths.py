@@ -2,29 +2,25 @@
 
     python bench/cpu_paths.py [--batch N] [--repeats N]
 
-On a CPU a layer with kernels runs, pass by pass, whichever path is faster here: the
-NumPy path, or the same ``.cu`` kernels compiled as native code (tinyalex.native). Each
-layer names its choice in ``kernels_on_cpu``; this script measures both paths at
+On a CPU the "fast" engine runs, pass by pass, whichever path measured faster: the NumPy
+path, or the same ``.cu`` kernels compiled as native code (tinyalex.kernels.native). Its
+choices are one table, ``tinyalex.engines.FAST``; this script measures both paths at
 AlexNet's sizes (one column, batch 32 by default) so the choices can be checked on any
 machine. Every line is the median of --repeats calls; the last column says which path the
-library runs. No PyTorch needed.
+engine runs. No PyTorch needed.
 """
 
 import argparse
-import os
 import statistics
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as tinyalex.native sets it
+import numpy as np
 
-from tinyalex import native  # noqa: E402  (before NumPy: it lets OpenBLAS's idle threads sleep)
-
-import numpy as np  # noqa: E402
-from tinyalex.backend import keep_freed_memory  # noqa: E402
-from tinyalex.layers import LRN, MaxPool2D  # noqa: E402
-from tinyalex.layers import winograd  # noqa: E402
-from tinyalex.layers.conv import Conv2D, col2im, col2im_kernel, im2col, im2col_kernel  # noqa: E402
-from tinyalex.sgd import update_kernel, update_numpy  # noqa: E402
+from tinyalex.engines import WinogradConv2D, tune_process, winograd
+from tinyalex.kernels import native
+from tinyalex.layers import LRN, MaxPool2D
+from tinyalex.layers.conv import Conv2D, col2im, col2im_kernel, im2col, im2col_kernel
+from tinyalex.sgd import update_kernel, update_numpy
 
 
 def median_ms(function, repeats):
@@ -42,9 +38,9 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    if not native.enabled():
+    if not native.available():
         raise SystemExit(f"no compiled kernels here: {native.describe()}")
-    keep_freed_memory()
+    print("process settings: " + "; ".join(tune_process()))
     rng = np.random.default_rng(0)
     N, f32 = args.batch, np.dtype(np.float32)
     conv1_out = rng.standard_normal((N, 48, 55, 55), dtype=np.float32)    # one column's conv1 output
@@ -88,7 +84,7 @@ def main():
         row(f"col2im, {name}", lambda: col2im(cols, x.shape, k, stride, pad),
             lambda: col2im_kernel(cols, x.shape, k, stride, pad, conv_kernels), "kernels")
 
-    wino_kernels = native.load("layers/winograd.cu", f32)
+    wino_kernels = native.load("engines/winograd.cu", f32)
     V = winograd.transform_input(conv3_in, 1)
     row("Winograd input transform, conv3 input", lambda: winograd.transform_input(conv3_in, 1),
         lambda: winograd.transform_input_kernel(conv3_in, 1, wino_kernels), "kernels")
@@ -120,16 +116,16 @@ def main():
     for name, channels, out_channels in (("conv3", 256, 192), ("conv4", 192, 192), ("conv5", 192, 128)):
         x = np.ascontiguousarray(conv3_in[:, :channels])
         times = []
-        for algorithm, compiled in (("im2col", True), ("winograd", True), ("winograd", False)):
-            conv = Conv2D(channels, out_channels, 3, 1, 1, algorithm=algorithm, rng=rng)
+        for cls, compiled in ((Conv2D, ("backward",)), (WinogradConv2D, ("forward", "backward")),
+                              (WinogradConv2D, ())):
+            conv = cls(channels, out_channels, 3, 1, 1, rng=rng)
+            conv.cpu_kernels = compiled   # as the fast engine sets them, or none: NumPy's transforms
             dout = rng.standard_normal((N, out_channels, 13, 13), dtype=np.float32)
-            os.environ["TINYALEX_NATIVE"] = "1" if compiled else "0"
 
             def step(conv=conv, dout=dout):
                 conv.forward(x)
                 conv.backward(dout)
             times.append(median_ms(step, args.repeats))
-        os.environ["TINYALEX_NATIVE"] = "1"
         print(f"{name + ' ' + 'x'.join(map(str, x.shape)) + f' -> {out_channels}':48s} "
               + " ".join(f"{t:8.1f}" for t in times))
 

@@ -1,40 +1,46 @@
-"""A training loop as a user writes it: AlexNet, forward, loss, backward, SGD, nothing else.
+"""A training loop as a user writes it: NumPy first, then AlexNet, forward, loss, backward,
+SGD, nothing else.
 
-    python bench/user_loop.py [--steps N] [--batch N] [--rebuild-cols on|off]
+    python bench/user_loop.py [--steps N] [--batch N] [--engine plain|fast] [--tune]
 
-No process-wide setting is made first, so the times show the speed a user's own loop gets
-from the library as it is. Every step's time is printed, then the median and the slowest
-of the steps after the first (which pays for first touches and compiling the kernels),
-and the process's peak memory. --rebuild-cols on makes every conv layer rebuild its im2col
-matrix in backward instead of keeping it from forward (AlexNet(rebuild_cols=True)), off
-keeps every one (False); without it, the library's choice (on a CPU: conv1 rebuilds, the
-others keep).
+No process-wide setting is made, so the times show the speed a user's own loop gets from
+the library as it is; --tune makes the training program's one explicit call
+(tinyalex.engines.tune_process) first, to compare. Every step's time is printed, then the
+median and the slowest of the steps after the first (which pays for first touches and
+compiling the kernels), and the process's peak memory.
 """
 
 import argparse
+import platform
 import resource
 import statistics
 import time
 
-# tinyalex before NumPy, as docs/kernels.md advises: importing it tells OpenBLAS, before
-# NumPy loads it, to let its idle threads sleep
-from tinyalex import SGD, AlexNet, native
+import numpy as np
+
+from tinyalex import SGD, AlexNet, engines
 from tinyalex.layers import SoftmaxCrossEntropy
 
-import numpy as np  # noqa: I001
+
+def cpu_name():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--rebuild-cols", choices=("on", "off"), help="rebuild im2col matrices in backward (on), "
-                   "keep them from forward (off); default: the library's choice")
+    p.add_argument("--engine", choices=sorted(engines.ENGINES), default="fast")
+    p.add_argument("--tune", action="store_true", help="call tinyalex.engines.tune_process() first")
     args = p.parse_args()
-    rebuild = None if args.rebuild_cols is None else args.rebuild_cols == "on"
-    model = AlexNet(devices="cpu", rebuild_cols=rebuild)
-    print(f"CPU layers: {native.describe()}")
-    optimizer, loss = SGD(), SoftmaxCrossEntropy()
+    if args.tune:
+        print("process settings: " + "; ".join(engines.tune_process()))
+    model = AlexNet(devices="cpu", engine=args.engine)
+    print(f"{cpu_name()}; {engines.describe(model)}")
+    optimizer, loss = SGD(engine=args.engine), SoftmaxCrossEntropy()
     rng = np.random.default_rng(0)
     images = (rng.standard_normal((args.batch, 3, 227, 227)) * 60).astype(np.float32)
     labels = rng.integers(0, 1000, args.batch)

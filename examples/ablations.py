@@ -37,7 +37,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyalex import PAPER, AlexNet, builtin
-from tinyalex.backend import keep_freed_memory, parse_devices
+from tinyalex.backend import parse_devices
+from tinyalex.engines import tune_process
 from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.training import Trainer
 
@@ -166,7 +167,7 @@ def draw(path, results, variants):
 
 def main(argv=None):
     args = parse_args(argv)
-    keep_freed_memory()
+    print("process settings: " + "; ".join(tune_process()))
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         with folder_lock(args.out, "an ablation study"):

@@ -31,12 +31,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyalex import PAPER, AlexNet, DatasetError
-from tinyalex.backend import keep_freed_memory, parse_devices
+from tinyalex.backend import parse_devices
 from tinyalex.data import PreparedSplit
 from tinyalex.datasets.prepare import prepare_imagenet
 from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.model import DROPPABLE_CONVS, removal_refused
-from tinyalex import builtin, distributed, native, plots
+from tinyalex import builtin, distributed, engines, plots
 from tinyalex.data import PCA_NOISE_STD
 from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
 
@@ -195,7 +195,7 @@ def run(args):
     start = time.perf_counter()
     comm = distributed.launch()    # one process alone, or one of several started by mpirun
     distributed.quiet_unless_root(comm)
-    keep_freed_memory()  # reuse freed pages: a CPU AlexNet asks for it too, this covers a GPU run's batches
+    process_settings = engines.tune_process()   # made once, for this program, and printed below
     # rank 0's disk decides, and rank 0 prepares the data; the others open it when it is ready
     if args.resume and not comm.broadcast((args.out / CHECKPOINT).is_file()):
         raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "
@@ -238,6 +238,7 @@ def run(args):
     model = AlexNet(devices=devices, **model_config)
     if not comm.is_root:  # rank 0 alone checks and locks --out: it alone writes there
         return train_and_report(args, comm, model, model_config, train, val, recipe, epochs, ten_crop_every, start)
+    print("process settings: " + "; ".join(process_settings))
     # weights and momentum in float32, written beside the previous checkpoint
     check_output_folder(args.out, needed_bytes=2 * 8 * model.num_parameters())
     with folder_lock(args.out, "a training run"):
@@ -251,8 +252,7 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     """Resume or start, train, and write the summary and pictures (with --out locked)."""
     print(f"{model}: {model.num_parameters():,} parameters; {len(train):,} training and {len(val):,} "
           f"validation images in {train.num_classes} classes")
-    if "cpu" in model.devices:
-        print(f"CPU layers: {native.describe()}")
+    print(engines.describe(model))
     if comm.size > 1:
         shares = sorted({stop - start for start, stop in
                          (distributed.batch_share(recipe.batch_size, r, comm.size) for r in range(comm.size))})

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinyalex.backend import gpu_available, gpu_count
-from tinyalex.native import find_compiler
+from tinyalex.kernels.native import find_compiler
 from tinyalex.datasets import write_prepared
 
 

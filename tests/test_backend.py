@@ -63,16 +63,16 @@ def test_numpy_arrays_stay_on_the_cpu():
     assert backend.get_array_module(x) is np and backend.array_module("cpu") is np
 
 
-def test_keep_freed_memory_on_glibc():
+def test_tune_process_keeps_freed_memory_on_glibc():
     result = run_python("""
         import platform
-        from tinyalex.backend import keep_freed_memory
-        kept = keep_freed_memory()
-        print(kept, platform.libc_ver()[0])
+        from tinyalex.engines import tune_process
+        memory = [line for line in tune_process() if line.startswith("memory")][0]
+        print("kept" if "kept" in memory else "not", platform.libc_ver()[0])
     """)
     assert result.returncode == 0, result.stderr
     kept, libc = result.stdout.split()
-    assert kept == ("True" if libc == "glibc" else "False")
+    assert kept == ("kept" if libc == "glibc" else "not")
 
 
 def test_parse_devices():

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyalex import kernel_cache, native
-from tinyalex.native import NATIVE_SHIM
+from tinyalex.kernels import cache as kernel_cache, native
+from tinyalex.kernels.native import NATIVE_SHIM
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_UID = 54321   # a user id that is not ours and owns nothing else here
@@ -125,7 +125,7 @@ def test_two_users_sharing_one_cache_home(cxx, tmp_path):
     try:
         shared.chmod(0o1777)
         env = dict(os.environ, XDG_CACHE_HOME=str(shared), PYTHONPATH=str(ROOT), HOME=str(shared))
-        code = "import tinyalex.native as n; print(n.describe())"
+        code = "import tinyalex.kernels.native as n; print(n.describe())"
         probe = run_as(65534, "import tinyalex", env)
         if probe.returncode != 0:
             pytest.skip(f"the unprivileged user cannot import tinyalex from this checkout: {probe.stderr[-200:]}")

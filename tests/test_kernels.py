@@ -2,8 +2,8 @@
 
 Without a GPU the kernels run on the CPU in two builds of the same source, both compiled
 by the C++ compiler: tinyalex.cuda_emulation runs every thread of the launch grid the
-layer really uses in turn (the GPU's loop, launch arithmetic included), tinyalex.native
-runs the loop on the CPU's threads (the fast CPU path). With a GPU (tests marked ``gpu``)
+layer really uses in turn (the GPU's loop, launch arithmetic included),
+tinyalex.kernels.native runs the loop on the CPU's threads (the fast engine's CPU path). With a GPU (tests marked ``gpu``)
 they run for real through CuPy.
 """
 
@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from gradcheck import rel_error
 
-from tinyalex import cuda, native
-from tinyalex.cuda_emulation import EmulatedKernels
-from tinyalex.layers import LRN, Conv2D, MaxPool2D
-from tinyalex.layers import winograd
+from tinyalex import SGD, AlexNet, engines
+from tinyalex.engines import WinogradConv2D, winograd
+from tinyalex.kernels import cuda, native
+from tinyalex.kernels.emulation import EmulatedKernels
+from tinyalex.layers import LRN, Conv2D, MaxPool2D, SoftmaxCrossEntropy
 from tinyalex.layers.conv import col2im, col2im_kernel, im2col, im2col_kernel
-from tinyalex.native import NativeKernels, kernel_signatures
+from tinyalex.kernels.native import NativeKernels, kernel_signatures
 from tinyalex.sgd import update_kernel, update_numpy
 from tinyalex.testing import tie_free
 
@@ -42,7 +43,7 @@ def build(request, cxx):
 
 
 def test_every_kernel_file_is_tested():
-    assert KERNEL_FILES == ["layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "layers/winograd.cu", "sgd.cu"]
+    assert KERNEL_FILES == ["engines/winograd.cu", "layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "sgd.cu"]
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on the PATH")
@@ -136,7 +137,7 @@ WINOGRAD_GEOMETRIES = [  # (channels, height, width, pad): even and odd outputs,
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("channels,height,width,pad", WINOGRAD_GEOMETRIES)
 def test_winograd_transform_kernels_match_numpy(dtype, channels, height, width, pad, rng, build):
-    kernels = build("layers/winograd.cu", dtype)
+    kernels = build("engines/winograd.cu", dtype)
     x = rng.standard_normal((2, channels, height, width)).astype(dtype)
     V = winograd.transform_input(x, pad)
     assert rel_error(winograd.transform_input_kernel(x, pad, kernels), V) < TOLERANCE[dtype]
@@ -165,20 +166,36 @@ def test_sgd_kernel_matches_the_numpy_update(dtype, rng, build):
     assert rel_error(v, v_numpy) < TOLERANCE[dtype]
 
 
-def test_layers_pick_the_native_kernels_for_the_passes_they_name(cxx, monkeypatch):
-    x = np.zeros((1, 3, 8, 8), dtype=np.float32)
-    pool, lrn, conv = MaxPool2D(), LRN(), Conv2D(3, 4, 3)
+def small_net(engine):
+    return engines.resolve(engine), AlexNet(num_classes=5, devices="cpu", image_size=67, channels=(8, 8, 12, 12, 8),
+                                            hidden=16, engine=engine)
+
+
+def test_the_fast_engine_picks_the_native_kernels_for_the_passes_it_names(cxx):
+    x = np.zeros((1, 8, 8, 8), dtype=np.float32)
+    _, model = small_net("fast")
+    layers = dict(model.column_a.named_layers())
+    pool, lrn, conv2, conv3 = (layers[f"column_a.{name}"] for name in ("pool1", "lrn1", "conv2", "conv3"))
     assert isinstance(pool.kernels_for(x, "forward"), NativeKernels)
     assert pool.kernels_for(x, "evaluation") is None        # no argmax to find: NumPy is faster
     assert pool.kernels_for(x, "backward") is None          # NumPy's add.at is faster there
     assert lrn.kernels_for(x, "forward") is None and lrn.kernels_for(x, "backward") is None
-    assert conv.kernels_for(x, "forward") is None and isinstance(conv.kernels_for(x, "backward"), NativeKernels)
-    assert conv.algorithm_for(x) == "winograd"              # 3 x 3, stride 1: winograd.cu's kernels
+    assert conv2.kernels_for(x, "forward") is None and isinstance(conv2.kernels_for(x, "backward"), NativeKernels)
+    assert isinstance(conv3, WinogradConv2D)                # 3 x 3, stride 1: winograd.cu's kernels
+    assert all(isinstance(conv3.kernels_for(x, p), NativeKernels) for p in ("forward", "evaluation", "backward"))
     assert pool.kernels_for(x.astype(np.int32), "forward") is None   # kernels exist for floats only
-    monkeypatch.setenv("TINYALEX_NATIVE", "0")
-    assert pool.kernels_for(x, "forward") is None
-    assert conv.algorithm_for(x) == "im2col"
-    assert native.describe() == "NumPy path (TINYALEX_NATIVE=0)"
+    assert "compiled kernels" in native.describe()
+
+
+def test_the_plain_engine_and_a_layer_as_constructed_run_numpy_on_a_cpu(cxx):
+    x = np.zeros((1, 8, 8, 8), dtype=np.float32)
+    _, model = small_net("plain")
+    for name, layer in model.named_layers():
+        assert type(layer) in (Conv2D, MaxPool2D, LRN) or layer.kernel_file is None, name
+        for direction in ("forward", "evaluation", "backward"):
+            assert layer.kernels_for(x, direction) is None, name
+    for layer in (MaxPool2D(), LRN(), Conv2D(8, 4, 3)):
+        assert layer.kernels_for(x, "forward") is None and layer.kernels_for(x, "backward") is None
 
 
 def test_a_failed_compile_falls_back_to_numpy_with_a_warning(monkeypatch):
@@ -252,15 +269,15 @@ def test_winograd_conv_on_gpu_matches_numpy(dtype, rng):
     import cupy
     x = rng.standard_normal((4, 64, 13, 13)).astype(dtype)
     dout = rng.standard_normal((4, 48, 13, 13)).astype(dtype)
-    cpu = Conv2D(64, 48, 3, 1, 1, algorithm="im2col", weight_std=0.1, rng=rng, dtype=dtype)
-    gpu = Conv2D(64, 48, 3, 1, 1, algorithm="winograd", device=0, dtype=dtype)
+    cpu = Conv2D(64, 48, 3, 1, 1, weight_std=0.1, rng=rng, dtype=dtype)
+    gpu = WinogradConv2D(64, 48, 3, 1, 1, device=0, dtype=dtype)
     gpu.weight, gpu.bias = cupy.asarray(cpu.weight), cupy.asarray(cpu.bias)
-    assert gpu.algorithm_for(cupy.asarray(x)) == "winograd"
     assert rel_error(cupy.asnumpy(gpu.forward(cupy.asarray(x))), cpu.forward(x)) < TOLERANCE[dtype] * 10
     dx = cupy.asnumpy(gpu.backward(cupy.asarray(dout)))
     assert rel_error(dx, cpu.backward(dout)) < TOLERANCE[dtype] * 10
     assert rel_error(cupy.asnumpy(gpu.dweight), cpu.dweight) < TOLERANCE[dtype] * 10
-    assert Conv2D(64, 48, 3, 1, 1, device=0).algorithm_for(cupy.asarray(x)) == "im2col"   # the GPU default
+    model = AlexNet(num_classes=5, devices=0, image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)
+    assert type(model.column_a.layer("conv3")).__name__ == "RebuildingConv2D"   # the GPU default: im2col
 
 
 @pytest.mark.gpu
@@ -281,39 +298,52 @@ def test_conv_and_sgd_kernels_on_gpu_match_numpy(dtype, rng):
     assert rel_error(cupy.asnumpy(w_gpu), w) < TOLERANCE[dtype]
 
 
-def test_a_training_step_with_native_kernels_matches_the_numpy_path(rng, cxx, monkeypatch):
-    from tinyalex import SGD, AlexNet
-    from tinyalex.layers import SoftmaxCrossEntropy
-
-    def step():
+def test_a_training_step_with_the_fast_engine_matches_the_plain_one(rng, cxx):
+    def step(engine):
         model = AlexNet(num_classes=5, devices="cpu", image_size=67, channels=(8, 8, 12, 12, 8), hidden=16,
-                        dtype="float64", dropout=0.0, seed=3)
+                        dtype="float64", dropout=0.0, seed=3, engine=engine)
         images = np.random.default_rng(5).standard_normal((4, 3, 67, 67))
         loss = SoftmaxCrossEntropy()
         value = loss.forward(model.forward(images), np.arange(4) % 5)
         model.backward(loss.backward())
-        SGD(lr=0.1).step(model.parameters())
+        SGD(lr=0.1, engine=engine).step(model.parameters())
         return value, model.state_dict()
 
-    loss_native, weights_native = step()
-    monkeypatch.setenv("TINYALEX_NATIVE", "0")
-    loss_numpy, weights_numpy = step()
+    loss_native, weights_native = step("fast")
+    loss_numpy, weights_numpy = step("plain")
     assert abs(loss_native - loss_numpy) < 1e-12
     for name in weights_numpy:
         assert rel_error(weights_native[name], weights_numpy[name]) < 1e-12, name
 
 
-def test_importing_tinyalex_before_numpy_lets_openblas_threads_sleep():
+IMPORT_REPORT = ("import os; before = dict(os.environ); {imports}; from tinyalex.engines import process; "
+                 "idle = process.openblas_idle(); {call}"
+                 "changed = sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)); "
+                 "print(idle, process.openblas_idle(), ','.join(changed) or '-')")
+
+
+def run_report(imports, call=""):
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    report = "from tinyalex import native; print(native.openblas_idle())"
-    first = subprocess.run([sys.executable, "-c", "import tinyalex, numpy; " + report], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    if first == "None":
-        pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinyalex.native can find")
-    after_numpy = subprocess.run([sys.executable, "-c", "import numpy, tinyalex; " + report], env=env,
-                                 capture_output=True, text=True, check=True).stdout.strip()
-    assert (first, after_numpy) == ("sleep", "spin")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY")}
+    return subprocess.run([sys.executable, "-c", IMPORT_REPORT.format(imports=imports, call=call)], env=env,
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_importing_tinyalex_changes_nothing_outside_it():
+    for imports in ("import tinyalex, numpy", "import numpy, tinyalex"):
+        idle, _, changed = run_report(imports + "; tinyalex.AlexNet(num_classes=5, image_size=67, "
+                                      "channels=(8, 8, 12, 12, 8), hidden=16, devices='cpu')")
+        assert changed == "-", f"{imports} changed the environment: {changed}"
+        assert idle in ("spin", "None")                  # OpenBLAS as NumPy loaded it
+
+
+def test_tune_process_lets_openblas_threads_sleep_after_numpy_was_imported():
+    before, after, changed = run_report("import numpy, tinyalex; numpy.ones((64, 64)) @ numpy.ones((64, 64))",
+                                        "print(process.tune_process()); ")[-3:]
+    if before == "None":
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinyalex can find")
+    assert (before, after) == ("spin", "sleep")
+    assert changed == "OMP_WAIT_POLICY"                  # said so in its report; OpenBLAS's variable is not left set

@@ -1,8 +1,9 @@
 """Layers on the CPU: forward against plain-loop references, backward against central
 differences (float64, one relative error per check, at most 1e-6).
 
-Every test runs twice: on the NumPy path alone (TINYALEX_NATIVE=0), and with the
-compiled kernels that layers pick on a CPU (tinyalex.native) where a compiler is there."""
+Every test runs twice: on the NumPy path alone (the layers as constructed), and with the
+compiled kernels (tinyalex.kernels.native) for every pass of every layer, where a compiler
+is there."""
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ from gradcheck import check_layer, rel_error
 
 from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
                              Tanh, col2im, im2col)
-from tinyalex.layers.conv import SharedPatches
+from tinyalex.engines import RebuildingConv2D, SharedImageCols
+from tinyalex.layers.base import Layer
 from tinyalex.layers.loss import softmax
-from tinyalex.native import find_compiler
+from tinyalex.kernels.native import find_compiler
 from tinyalex.testing import tie_free
 
 TOLERANCE = 1e-6
@@ -25,10 +27,10 @@ def rng():
 
 @pytest.fixture(autouse=True, params=["numpy", "native"])
 def cpu_path(request, monkeypatch):
-    if request.param == "numpy":
-        monkeypatch.setenv("TINYALEX_NATIVE", "0")
-    elif find_compiler() is None:
-        pytest.skip("the compiled CPU kernels need a C++ compiler")
+    if request.param == "native":
+        if find_compiler() is None:
+            pytest.skip("the compiled CPU kernels need a C++ compiler")
+        monkeypatch.setattr(Layer, "cpu_kernels", ("forward", "evaluation", "backward"))
     return request.param
 
 
@@ -115,9 +117,8 @@ def test_conv_gradients(kernel_size, stride, pad, rng):
 
 @pytest.mark.parametrize("input_grad", [True, False])
 def test_conv_rebuilding_its_im2col_matrix_gives_the_same_gradients(input_grad, rng):
-    kept = Conv2D(3, 4, 3, 2, 1, input_grad=input_grad, rebuild_cols=False, weight_std=1.0, rng=rng,
-                  dtype="float64")
-    rebuilt = Conv2D(3, 4, 3, 2, 1, input_grad=input_grad, rebuild_cols=True, dtype="float64")
+    kept = Conv2D(3, 4, 3, 2, 1, input_grad=input_grad, weight_std=1.0, rng=rng, dtype="float64")
+    rebuilt = RebuildingConv2D(3, 4, 3, 2, 1, input_grad=input_grad, dtype="float64")
     rebuilt.weight, rebuilt.bias = kept.weight, kept.bias
     x = rng.standard_normal((5, 3, 9, 9))
     g = rng.standard_normal(kept.forward(x).shape)
@@ -398,42 +399,50 @@ def test_every_layer_takes_train_and_keeps_nothing_in_evaluation(rng):
             np.testing.assert_array_equal(layer.backward(np.ones_like(trained)), np.ones_like(trained))
 
 
-def test_twin_paths_are_named_and_agree(rng):
+def test_twin_paths_are_named_and_agree(rng, cpu_path):
     # the CUDA paths are checked against these in test_kernels.py
     x = tie_free((2, 6, 7, 7), rng)
     for layer in (LRN(5, 1.0, 1.0, 0.75), MaxPool2D()):
-        out = layer.forward(x)                     # dispatched: the NumPy path for NumPy arrays
-        np.testing.assert_array_equal(layer.forward_numpy(x), out)
+        out = layer.forward(x)   # dispatched: the NumPy path for NumPy arrays, unless kernels are named
         dout = rng.standard_normal(out.shape)
-        np.testing.assert_array_equal(layer.backward(dout), layer.backward_numpy(dout))
+        dx = layer.backward(dout)
+        if cpu_path == "numpy":
+            np.testing.assert_array_equal(layer.forward_numpy(x), out)
+            np.testing.assert_array_equal(dx, layer.backward_numpy(dout))
+        else:
+            assert rel_error(layer.forward_numpy(x), out) < 1e-12
+            assert rel_error(dx, layer.backward_numpy(dout)) < 1e-12
 
 
-def test_shared_patches_hand_one_matrix_to_the_second_layer_once(rng):
-    shared = SharedPatches()
-    first = Conv2D(3, 4, 3, 2, 1, shared_patches=shared, algorithm="im2col", dtype="float64")
-    second = Conv2D(3, 2, 3, 2, 1, shared_patches=shared, algorithm="im2col", rng=rng, dtype="float64")
+def test_shared_image_cols_hand_one_matrix_to_the_second_layer_once(rng):
+    shared = SharedImageCols()
+    first = RebuildingConv2D(3, 4, 3, 2, 1, dtype="float64")
+    second = RebuildingConv2D(3, 2, 3, 2, 1, rng=rng, dtype="float64")
+    first.shared = second.shared = shared
     x = rng.standard_normal((2, 3, 9, 9))
-    first.forward(x)
-    second.forward(x)
-    assert second.cols is first.cols                       # borrowed, not built again
+    built = first.build_cols(x)
+    assert second.build_cols(x) is built                   # borrowed, not built again
     assert shared.cols is None                              # and forgotten at once
-    np.testing.assert_array_equal(first.cols, im2col(x, 3, 2, 1))
-    alone = Conv2D(3, 2, 3, 2, 1, algorithm="im2col", dtype="float64")
+    np.testing.assert_array_equal(built, im2col(x, 3, 2, 1))
+    alone = Conv2D(3, 2, 3, 2, 1, dtype="float64")
     alone.weight, alone.bias = second.weight, second.bias
+    first.forward(x)
     assert rel_error(second.forward(x), alone.forward(x)) == 0
-    other = x.copy()                                        # equal values, another array: built afresh
-    first.forward(x)
-    assert second.forward(other) is not None and second.cols is not first.cols
-    wider = Conv2D(3, 4, 3, 1, 1, shared_patches=shared, algorithm="im2col", dtype="float64")
-    first.forward(x)
-    wider.forward(x)                                        # another geometry: its own matrix
-    assert wider.cols.shape == (27, 2 * 9 * 9)
+    # another array of the same shape while a matrix is pending: built afresh from it
+    other = x + 1.0
+    pending = first.build_cols(x)
+    assert shared.cols is pending
+    np.testing.assert_array_equal(second.build_cols(other), im2col(other, 3, 2, 1))
+    wider = RebuildingConv2D(3, 4, 3, 1, 1, dtype="float64")
+    wider.shared = shared
+    first.build_cols(x)
+    assert wider.build_cols(x).shape == (27, 2 * 9 * 9)    # another geometry: its own matrix
 
 
-def test_a_layer_without_input_gradient_rebuilds_its_matrix_by_default(rng):
-    x = rng.standard_normal((2, 3, 9, 9))
-    first, middle = Conv2D(3, 4, 3, 2, 1, input_grad=False), Conv2D(3, 4, 3, 2, 1)
-    first.forward(x.astype(np.float32))
-    middle.forward(x.astype(np.float32))
-    assert first.cols is None and first.x is not None     # conv1: only the image is kept
-    assert middle.cols is not None                          # the others keep theirs on a CPU
+def test_a_rebuilding_layer_keeps_only_its_input(rng):
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    first, middle = RebuildingConv2D(3, 4, 3, 2, 1, input_grad=False), Conv2D(3, 4, 3, 2, 1)
+    first.forward(x)
+    middle.forward(x)
+    assert first.cols is None and first.x is x              # conv1: only the image is kept
+    assert middle.cols is not None                          # the plain layer keeps its matrix

@@ -5,7 +5,8 @@ import pytest
 from gradcheck import numerical_gradient, rel_error, sample
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy, to_numpy
+from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy, engines, to_numpy
+from tinyalex.kernels.native import find_compiler
 from tinyalex.layers import LRN, Conv2D, MaxPool2D, Tanh
 from tinyalex.model import PAPER_LAYERS, architecture, fan_ins, paper_gain_weight_std, walk
 
@@ -402,27 +403,35 @@ def test_two_gpus_equal_one(two_gpus):
     assert max(rel_error(grads_two[k], grads_one[k]) for k in grads_one) < 1e-10
 
 
-@pytest.mark.parametrize("conv_algorithm", ["im2col", "winograd"])
-def test_the_conv_algorithm_changes_the_sums_not_the_network(conv_algorithm):
-    # Winograd's algorithm applies to conv3-conv5 only; either way the same logits, to
-    # float64 rounding, as the library's default
-    model = small_model(conv_algorithm=conv_algorithm, dtype="float64", weight_std=0.1)
-    default = small_model(dtype="float64", weight_std=0.1)
+@pytest.mark.parametrize("engine", ["plain", "fast"])
+def test_the_engine_changes_the_sums_not_the_network(engine):
+    # Winograd's algorithm, the compiled kernels, rebuilt matrices: the same logits and
+    # gradients, to float64 rounding, as the layers as written
+    model = small_model(engine=engine, dtype="float64", weight_std=0.1)
+    plain = small_model(engine=engines.PLAIN, dtype="float64", weight_std=0.1)
     x = np.random.default_rng(0).standard_normal((2, 3, 67, 67))
-    algorithms = {name.split(".")[-1]: layer.algorithm_for(x) for name, layer in model.named_layers()
-                  if isinstance(layer, Conv2D)}
-    expected = "winograd" if conv_algorithm == "winograd" else "im2col"
-    assert algorithms == {"conv1": "im2col", "conv2": "im2col", "conv3": expected, "conv4": expected,
-                          "conv5": expected}
-    logits, reference = model.forward(x, train=False), default.forward(x, train=False)
-    assert rel_error(logits, reference) < 1e-12
+    classes = {name.split(".")[-1]: type(layer).__name__ for name, layer in model.named_layers()
+               if isinstance(layer, Conv2D)}
+    winograd = "WinogradConv2D" if engine == "fast" and find_compiler() else "Conv2D"
+    assert classes == {"conv1": "RebuildingConv2D" if engine == "fast" else "Conv2D", "conv2": "Conv2D",
+                       "conv3": winograd, "conv4": winograd, "conv5": winograd}
+    assert rel_error(model.forward(x, train=False), plain.forward(x, train=False)) < 1e-12
+    labels = np.arange(2) % 5
+    loss, grads = gradients(model, x, labels)
+    plain_loss, plain_grads = gradients(plain, x, labels)
+    assert abs(loss - plain_loss) < 1e-12
+    assert max(rel_error(grads[k], plain_grads[k]) for k in grads) < 1e-10
 
 
-def test_both_columns_conv1_share_one_im2col_matrix_on_one_device():
-    model = small_model(rebuild_cols=False)     # keep the matrices, so that they can be compared
+def test_both_columns_conv1_share_one_im2col_matrix_on_one_device(monkeypatch):
+    model = small_model()
     conv1_a, conv1_b = model.column_a.layer("conv1"), model.column_b.layer("conv1")
-    assert conv1_a.shared_patches is conv1_b.shared_patches is not None
-    assert model.column_a.layer("conv2").shared_patches is None
+    assert conv1_a.shared is conv1_b.shared is not None
+    assert not hasattr(model.column_a.layer("conv2"), "shared")
+    built = []
+    build_cols = type(conv1_a).build_cols
+    monkeypatch.setattr(type(conv1_a), "build_cols", lambda self, x: built.append(build_cols(self, x)) or built[-1])
     model.forward(np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32))
-    assert conv1_a.cols is conv1_b.cols                      # one matrix for both columns
-    assert small_model(columns=1).column_a.layer("conv1").shared_patches is None
+    assert len(built) == 2 and built[0] is built[1]          # one matrix for both columns
+    assert small_model(columns=1).column_a.layer("conv1").shared is None
+    assert type(small_model(engine="plain").column_a.layer("conv1")) is Conv2D   # plain: nothing shared

@@ -1,4 +1,4 @@
-"""Winograd's F(2x2, 3x3) (tinyalex/layers/winograd.py) against the direct convolution.
+"""Winograd's F(2x2, 3x3) (tinyalex/engines/winograd.py) against the direct convolution.
 
 The transforms' kernels are checked against their NumPy twins in test_kernels.py; here the
 algorithm itself: the same outputs and gradients as the loops of test_layers.py and as
@@ -10,7 +10,9 @@ import pytest
 from gradcheck import check_layer, rel_error
 from test_layers import conv_reference
 
-from tinyalex.layers import Conv2D, winograd
+from tinyalex import AlexNet
+from tinyalex.engines import WinogradConv2D, winograd
+from tinyalex.layers import Conv2D
 
 GEOMETRIES = [(7, 7, 1), (13, 13, 1), (8, 5, 1), (6, 9, 0), (5, 6, 2), (1, 1, 1), (3, 3, 0)]   # H, W, pad
 PATHS = ["numpy", "native"]   # the transforms as NumPy formulas, or as compiled kernels
@@ -23,46 +25,43 @@ def rng():
 
 @pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
-    """Run the transforms on the NumPy path (TINYALEX_NATIVE=0) or the native kernels."""
-    if request.param == "numpy":
-        monkeypatch.setenv("TINYALEX_NATIVE", "0")
-    else:
+    """Run the transforms as the NumPy formulas (the layer as constructed) or the native kernels."""
+    if request.param == "native":
         request.getfixturevalue("cxx")
     return request.param
 
 
-def winograd_conv(in_channels, out_channels, pad, rng, **kwargs):
-    conv = Conv2D(in_channels, out_channels, 3, 1, pad, algorithm="winograd", weight_std=1.0, rng=rng,
-                  dtype="float64", **kwargs)
+def winograd_conv(in_channels, out_channels, pad, rng, path="numpy", **kwargs):
+    conv = WinogradConv2D(in_channels, out_channels, 3, 1, pad, weight_std=1.0, rng=rng, dtype="float64", **kwargs)
     conv.bias[:] = rng.standard_normal(out_channels)
+    if path == "native":
+        conv.cpu_kernels = ("forward", "evaluation", "backward")
     return conv
 
 
 @pytest.mark.parametrize("height,width,pad", GEOMETRIES)
 def test_winograd_forward_matches_loops(height, width, pad, path, rng):
-    conv = winograd_conv(3, 4, pad, rng)
+    conv = winograd_conv(3, 4, pad, rng, path)
     x = rng.standard_normal((2, 3, height, width))
     assert rel_error(conv.forward(x), conv_reference(x, conv.weight, conv.bias, 1, pad)) < 1e-12
 
 
 @pytest.mark.parametrize("height,width,pad", [(7, 7, 1), (6, 5, 0), (4, 5, 2)])
 def test_winograd_gradients(height, width, pad, path, rng):
-    conv = winograd_conv(3, 4, pad, rng)
+    conv = winograd_conv(3, 4, pad, rng, path)
     errors = check_layer(conv, rng.standard_normal((2, 3, height, width)), rng)
     assert set(errors) == {"x", "weight", "bias"}
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("rebuild_cols", [False, True])
 @pytest.mark.parametrize("input_grad", [True, False])
-def test_winograd_and_im2col_give_the_same_gradients(rebuild_cols, input_grad, path, rng):
-    fast = winograd_conv(5, 6, 1, rng, input_grad=input_grad, rebuild_cols=rebuild_cols)
-    direct = Conv2D(5, 6, 3, 1, 1, input_grad=input_grad, algorithm="im2col", dtype="float64")
+def test_winograd_and_im2col_give_the_same_gradients(input_grad, path, rng):
+    fast = winograd_conv(5, 6, 1, rng, path, input_grad=input_grad)
+    direct = Conv2D(5, 6, 3, 1, 1, input_grad=input_grad, dtype="float64")
     direct.weight, direct.bias = fast.weight, fast.bias
     x = rng.standard_normal((3, 5, 13, 11))
     out = fast.forward(x)
-    assert (fast.cols is None) == rebuild_cols      # the transformed input is kept, or rebuilt
-    assert fast.cols is None or fast.cols.shape == (16, 5, 3 * 7 * 6)
+    assert fast.cols.shape == (16, 5, 3 * 7 * 6)      # the transformed input, kept for backward
     assert rel_error(out, direct.forward(x)) < 1e-12
     g = rng.standard_normal(out.shape)
     dx_fast, dx_direct = fast.backward(g), direct.backward(g)
@@ -70,16 +69,16 @@ def test_winograd_and_im2col_give_the_same_gradients(rebuild_cols, input_grad, p
     if input_grad:
         assert rel_error(dx_fast, dx_direct) < 1e-12
     assert rel_error(fast.dweight, direct.dweight) < 1e-12 and rel_error(fast.dbias, direct.dbias) < 1e-12
-    assert fast.x is None and fast.cols is None      # nothing held after backward
+    assert fast.cols is None      # nothing held after backward
 
 
 def test_winograd_in_float32_stays_close_to_float64_at_alexnets_sizes(rng):
     # conv3 of one column at a small batch: the transforms add rounding of their own
-    conv = Conv2D(256, 192, 3, 1, 1, algorithm="winograd", weight_std=0.01, rng=rng, dtype="float64")
+    conv = WinogradConv2D(256, 192, 3, 1, 1, weight_std=0.01, rng=rng, dtype="float64")
     x = np.maximum(rng.standard_normal((2, 256, 13, 13)), 0)
-    exact = Conv2D(256, 192, 3, 1, 1, algorithm="im2col", dtype="float64")
+    exact = Conv2D(256, 192, 3, 1, 1, dtype="float64")
     exact.weight, exact.bias = conv.weight, conv.bias
-    single = Conv2D(256, 192, 3, 1, 1, algorithm="winograd")
+    single = WinogradConv2D(256, 192, 3, 1, 1)
     single.weight, single.bias = conv.weight.astype(np.float32), conv.bias.astype(np.float32)
     assert rel_error(single.forward(x.astype(np.float32)), exact.forward(x)) < 1e-5
 
@@ -99,21 +98,22 @@ def test_the_transforms_are_the_adjoints_their_backward_uses(rng):
     assert abs(np.sum(winograd.transform_weight(w) * dU) - np.sum(w * winograd.transform_weight_adjoint(dU))) < 1e-10
 
 
-def test_the_default_runs_winograd_where_it_applies_and_is_compiled(cxx, monkeypatch):
-    x = np.zeros((1, 3, 8, 8), dtype=np.float32)
-    assert Conv2D(3, 4, 3, 1, 1).algorithm_for(x) == "winograd"
-    assert Conv2D(3, 4, 3, 2, 1).algorithm_for(x) == "im2col"      # stride 2
-    assert Conv2D(3, 4, 5, 1, 2).algorithm_for(x) == "im2col"      # 5 x 5
-    assert Conv2D(3, 4, 3, 1, 1, algorithm="im2col").algorithm_for(x) == "im2col"
-    monkeypatch.setenv("TINYALEX_NATIVE", "0")                      # NumPy's transforms: slower than im2col
-    assert Conv2D(3, 4, 3, 1, 1).algorithm_for(x) == "im2col"
-    assert Conv2D(3, 4, 3, 1, 1, algorithm="winograd").algorithm_for(x) == "winograd"
+def convs(engine):
+    model = AlexNet(num_classes=5, devices="cpu", image_size=67, channels=(8, 8, 12, 12, 8), hidden=16, engine=engine)
+    return {name.split(".")[-1]: type(layer).__name__ for name, layer in model.column_a.named_layers()
+            if isinstance(layer, Conv2D)}
 
 
-def test_conv_refuses_an_algorithm_it_cannot_run():
-    with pytest.raises(ValueError, match="one of"):
-        Conv2D(3, 4, 3, algorithm="fft")
+def test_the_fast_engine_runs_winograd_where_it_applies_and_is_compiled(cxx, monkeypatch):
+    assert convs("fast") == {"conv1": "RebuildingConv2D", "conv2": "Conv2D", "conv3": "WinogradConv2D",
+                             "conv4": "WinogradConv2D", "conv5": "WinogradConv2D"}   # 11x11/4 and 5x5: im2col
+    assert set(convs("plain").values()) == {"Conv2D"}
+    monkeypatch.setattr("tinyalex.kernels.native.find_compiler", lambda: None)   # NumPy's transforms: slower
+    assert "WinogradConv2D" not in convs("fast").values()
+
+
+def test_winograd_refuses_a_convolution_it_cannot_run():
     with pytest.raises(ValueError, match="3 x 3 kernels with stride 1"):
-        Conv2D(3, 4, 5, 1, 2, algorithm="winograd")
+        WinogradConv2D(3, 4, 5, 1, 2)
     with pytest.raises(ValueError, match="3 x 3 kernels with stride 1"):
-        Conv2D(3, 4, 3, 2, 1, algorithm="winograd")
+        WinogradConv2D(3, 4, 3, 2, 1)

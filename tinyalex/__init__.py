@@ -4,15 +4,7 @@ Layers are plain classes with ``forward`` and ``backward`` written against NumPy
 the model is the paper's two columns; the optimizer is the paper's update rule.
 """
 
-import os
-
-# Before NumPy loads OpenBLAS, if it has not yet: by default OpenBLAS's idle threads spin
-# for 2^28 processor cycles after every matrix product, on the cores that the operations
-# right after it need (measured: col2im twice as slow after a product). 2^4: they sleep at
-# once. Import tinyalex before NumPy, or set the variable yourself;
-# tinyalex.native.describe() says what OpenBLAS uses (docs/kernels.md).
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-
+from . import engines
 from .backend import default_device, gpu_available, to_device, to_numpy
 from .datasets.errors import DatasetError, IncompleteFileError
 from .layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh)
@@ -22,6 +14,6 @@ from .sgd import SGD, PlateauSchedule
 
 __version__ = "0.1.0"
 
-__all__ = ["AlexNet", "Conv2D", "DatasetError", "Dropout", "Flatten", "IncompleteFileError", "LRN", "Linear",
+__all__ = ["AlexNet", "engines", "Conv2D", "DatasetError", "Dropout", "Flatten", "IncompleteFileError", "LRN", "Linear",
            "MaxPool2D", "PAPER", "PlateauSchedule", "ReLU", "Recipe", "SGD", "SoftmaxCrossEntropy", "Tanh",
            "default_device", "gpu_available", "to_device", "to_numpy"]

@@ -10,9 +10,6 @@ is a valid device.
 """
 
 import contextlib
-import ctypes
-import ctypes.util
-import sys
 
 import numpy as np
 
@@ -126,27 +123,3 @@ def to_device(array, device):
 
 def to_numpy(array):
     return cupy.asnumpy(array) if is_gpu_array(array) else np.asarray(array)
-
-
-def keep_freed_memory():
-    """Ask the C allocator (glibc) to keep freed memory for reuse; True if it agreed.
-
-    A training step allocates and frees the same large NumPy arrays every time. By default
-    glibc returns each block over 32 MB to the operating system when it is freed, and the
-    next step pays for zero-filling fresh pages again (with transparent huge pages this can
-    cost more than the arithmetic). With mmap turned off for large blocks and trimming
-    disabled, the second step reuses the first step's pages. This changes the whole
-    process, so importing tinyalex does not do it; building an :class:`~tinyalex.AlexNet`
-    with a column on the CPU does (a CPU model is what needs it), so that a user's own
-    training loop is as steady as the training program's. Elsewhere than glibc (macOS,
-    Windows, musl) it does nothing and returns False. Calling it again changes nothing.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # from glibc's malloc.h
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))

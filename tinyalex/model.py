@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .backend import (array_module, check_device, default_device, keep_freed_memory, on_device, to_device,
-                      to_numpy)
+from . import engines
+from .backend import array_module, check_device, default_device, on_device, to_device, to_numpy
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
-from .layers.conv import SharedPatches, exact_output_size, output_size, winograd_fits
+from .layers.conv import exact_output_size, output_size
 
 
 @dataclass(frozen=True)
@@ -326,11 +326,8 @@ class Column:
     crossing) and reads every column's output of the stage before.
     """
 
-    def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks,
-                 rebuild_cols=None, conv_algorithm=None, image_patches=None):
+    def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks):
         self.name, self.device = name, device
-        self.rebuild_cols, self.conv_algorithm = rebuild_cols, conv_algorithm
-        self.image_patches = image_patches      # a SharedPatches for the layer that reads the image, or None
         stages = []
         for layer_name, kind, spec in schedule(layers):
             if kind == "weights" and (not stages or spec.reads == "both"):
@@ -345,14 +342,9 @@ class Column:
             width, std = spec.width // columns, std_of(weight_std, spec.name)
             bias = positive_bias if spec.positive_bias else 0.0
             if spec.is_conv:
-                algorithm = self.conv_algorithm
-                if algorithm == "winograd" and not winograd_fits(spec.kernel, spec.stride):
-                    algorithm = "im2col"   # conv1 and conv2: no tile for their kernels
-                reads_image = spec.reads == "image"
                 return Conv2D(shape.in_channels, width, spec.kernel, spec.stride, spec.pad,
-                              input_grad=not reads_image, rebuild_cols=self.rebuild_cols, algorithm=algorithm,
-                              shared_patches=self.image_patches if reads_image else None, weight_std=std,
-                              bias=bias, rng=rng, device=self.device, dtype=dtype)
+                              input_grad=spec.reads != "image", weight_std=std, bias=bias, rng=rng,
+                              device=self.device, dtype=dtype)
             return Linear(shape.in_channels, width, weight_std=std, bias=bias, rng=rng, device=self.device,
                           dtype=dtype)
         if kind == "activation":
@@ -397,20 +389,16 @@ class AlexNet:
         in conv2, conv4, conv5, fc6 and fc7 (0 elsewhere); Caffe's port used 0.1.
         weight_std may also be a dict {layer name: std}, for nets narrower than the paper's.
     seed: makes the initial weights (the same on every device) and the dropout masks reproducible.
-    rebuild_cols: every conv layer's choice between keeping its im2col matrix for backward
-        (False) and rebuilding it there (True); None rebuilds on a GPU, and on a CPU keeps
-        every matrix but conv1's (:class:`~tinyalex.layers.Conv2D`). On one device the two
-        columns' conv1 share one matrix.
-    conv_algorithm: None (each conv layer's default: Winograd's F(2x2, 3x3) for the 3 x 3
-        layers conv3-conv5 on a CPU with compiled kernels, im2col everywhere else), "im2col"
-        for every conv layer, or "winograd" for conv3-conv5 on any device (im2col for conv1
-        and conv2, whose kernels are 11 x 11 and 5 x 5).
+    engine: how the layers run, never what they compute: "plain" (the layers as written:
+        NumPy and im2col on a CPU), "fast", or an :class:`~tinyalex.engines.Engine`; None
+        takes ``TINYALEX_ENGINE``, else "fast" (:mod:`tinyalex.engines`). It is applied
+        once, here: the layers it chose are the model's layers.
     """
 
     def __init__(self, num_classes=1000, devices=None, *, image_size=227, channels=PAPER_CHANNELS,
                  hidden=PAPER_HIDDEN, dropout=0.5, weight_std=0.01, positive_bias=1.0, seed=0,
                  dtype="float32", activation="relu", lrn=True, pool=(3, 2), columns=2, drop_conv=None,
-                 rebuild_cols=None, conv_algorithm=None):
+                 engine=None):
         if columns not in (1, 2):
             raise ValueError(f"AlexNet has one column or two, not {columns}")
         if devices is None:
@@ -421,12 +409,7 @@ class AlexNet:
             raise ValueError(f"this AlexNet has {columns} column(s): give one device, or one per column, "
                              f"not {len(devices)}")
         self.devices = tuple(check_device(d) for d in devices)
-        if "cpu" in self.devices:
-            # Every step frees and allocates the same large arrays again; by default glibc
-            # hands them back to the system and the next step pays for fresh pages (measured:
-            # 1.0 to 2.2 s a step instead of 0.9 to 1.0 s, bench/user_loop.py). Asked here,
-            # where no CPU user can miss it, rather than left to each training loop.
-            keep_freed_memory()
+        self.engine = engines.resolve(engine)
         if any(c % columns for c in channels) or hidden % columns:
             raise ValueError(f"the channels and hidden sizes are split between {columns} columns, so they must "
                              f"be multiples of {columns}")
@@ -442,10 +425,8 @@ class AlexNet:
 
         rng = np.random.default_rng(seed)
         *column_rows, classifier = self.layers
-        # On one device both columns' conv1 read the same images: one im2col matrix serves both
-        image_patches = SharedPatches() if columns == 2 and self.devices[0] == self.devices[1] else None
         self.columns = [Column(name, device, column_rows, shapes, columns, rng, weight_std, positive_bias,
-                               self.dtype, self.hooks, rebuild_cols, conv_algorithm, image_patches)
+                               self.dtype, self.hooks)
                         for name, device in zip("ab", self.devices)]
         self.column_a = self.columns[0]
         self.column_b = self.columns[1] if columns == 2 else None
@@ -456,6 +437,7 @@ class AlexNet:
         # the crossing in front of each later stage, and in front of the classifier, by
         # the layer that reads it: "cross3", "cross6", "cross7", "cross8"
         self.crossings = [f"cross{spec.number}" for spec in self.layers if spec.reads == "both"]
+        engines.build(self, self.engine)
 
     # Forward and backward ----------------------------------------------------------------
 

@@ -12,15 +12,16 @@ that holds the parameter.
 
 :func:`update_numpy` writes the rule as four whole-array operations, a pass over memory
 each (and two temporary arrays). With 61 million parameters the update is bound by memory,
-so where the kernel of ``sgd.cu`` is compiled (a GPU, or a CPU with a C++ compiler),
-:func:`update_kernel` does the same in one pass.
+so :func:`update_kernel` does the same in one pass with the kernel of ``sgd.cu``: always on a
+GPU, and on a CPU where the engine says so (:mod:`tinyalex.engines`: "fast", with a C++
+compiler).
 """
 
 import numpy as np
 
-from . import cuda
-from .backend import device_of, get_array_module, on_device, to_device, to_numpy
-from .layers.base import compiled_kernels
+from . import engines
+from .backend import device_of, get_array_module, is_gpu_array, on_device, to_device, to_numpy
+from .kernels import compiled_kernels, cuda
 from .recipe import PAPER
 
 KERNEL_FILE = "sgd.cu"
@@ -45,9 +46,14 @@ def update_kernel(w, v, grad, lr, momentum, weight_decay, kernels):
 
 
 class SGD:
-    def __init__(self, lr=PAPER.learning_rate, momentum=PAPER.momentum, weight_decay=PAPER.weight_decay):
+    """The paper's update for every parameter, with its velocity; ``engine`` says whether a
+    CPU runs the update as the compiled kernel (:mod:`tinyalex.engines`)."""
+
+    def __init__(self, lr=PAPER.learning_rate, momentum=PAPER.momentum, weight_decay=PAPER.weight_decay, *,
+                 engine=None):
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocity = {}  # parameter name -> v, on the parameter's device
+        self.cpu_kernels = engines.cpu_kernels(engines.resolve(engine), type(self))
 
     def step(self, parameters):
         """Update in place every ``(name, w, dL/dw)`` of ``parameters``."""
@@ -59,7 +65,8 @@ class SGD:
                 if name not in self.velocity:
                     self.velocity[name] = xp.zeros_like(w)
                 v = self.velocity[name]
-                kernels = compiled_kernels(KERNEL_FILE, w)
+                kernels = (compiled_kernels(KERNEL_FILE, w) if is_gpu_array(w) or "update" in self.cpu_kernels
+                           else None)
                 if kernels is None or not (w.flags.c_contiguous and v.flags.c_contiguous):
                     update_numpy(w, v, grad, self.lr, self.momentum, self.weight_decay)
                 else:

@@ -182,7 +182,7 @@ class Trainer:
         self.max_epochs = recipe.max_epochs if epochs is None else epochs
         self.ten_crop_every = ten_crop_every
         self.after_epoch = after_epoch
-        self.sgd = SGD(recipe.learning_rate, recipe.momentum, recipe.weight_decay)
+        self.sgd = SGD(recipe.learning_rate, recipe.momentum, recipe.weight_decay, engine=model.engine)
         self.schedule = PlateauSchedule(recipe.learning_rate, recipe.lr_drop_factor, recipe.patience,
                                         recipe.max_lr_drops)
         self.comm = Communicator() if communicator is None else communicator

@@ -53,10 +53,10 @@ print(f"        = {4 * rows * columns:,} bytes in float32 ({4 * rows * columns /
 print()
 
 # All five layers: the cols each layer of column a holds after a training forward pass of
-# one image, times 128 (cols grows with the batch, one set of columns per image). im2col
-# for every layer, every matrix kept: by default conv3-conv5 run Winograd's algorithm on a
-# CPU (winograd.md), and conv1 rebuilds its matrix in backward (below).
-model = AlexNet(devices="cpu", conv_algorithm="im2col", rebuild_cols=False)
+# one image, times 128 (cols grows with the batch, one set of columns per image): the
+# plain layers, im2col everywhere and every matrix kept (the fast engine changes that:
+# benchmarks.md)
+model = AlexNet(devices="cpu", engine="plain")
 model.forward(np.zeros((1, 3, 227, 227), dtype=np.float32), train=True)
 print("| layer | rows C*k*k | columns N*OH*OW | MiB |")
 print("|---|---|---|---|")

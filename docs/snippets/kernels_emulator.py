@@ -5,7 +5,7 @@ docs/kernels.md, as it is there)."""
 
 import numpy as np
 from tinyalex.layers import LRN
-from tinyalex.cuda_emulation import EmulatedKernels
+from tinyalex.kernels.emulation import EmulatedKernels
 
 x = np.random.default_rng(0).standard_normal((2, 6, 3, 3)).astype(np.float32)
 kernels = EmulatedKernels("layers/lrn.cu", np.float32)      # lrn.cu compiled by c++ with scalar_t = float

@@ -4,7 +4,7 @@ the launch arithmetic the kernels use (grid_size) and conv1's row of the table."
 
 import math
 
-from tinyalex.cuda import MAX_BLOCKS, THREADS_PER_BLOCK, grid_size
+from tinyalex.kernels.cuda import MAX_BLOCKS, THREADS_PER_BLOCK, grid_size
 from tinyalex.layers.conv import exact_output_size
 from tinyalex.model import PAPER_LAYERS, walk
 

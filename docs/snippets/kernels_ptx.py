@@ -7,12 +7,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tinyalex import cuda
+from tinyalex.kernels import cuda
 
 with tempfile.TemporaryDirectory() as folder:
-    for filename in ("layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "layers/winograd.cu", "sgd.cu"):
+    for filename in ("layers/conv.cu", "layers/lrn.cu", "layers/maxpool.cu", "engines/winograd.cu", "sgd.cu"):
         source, ptx = Path(folder) / "kernels.cu", Path(folder) / "out.ptx"
         source.write_text(cuda.gpu_source(filename))     # what CuPy compiles: KERNEL_LOOP defined first
         subprocess.run(["nvcc", "-ptx", "-Dscalar_t=float", "-x", "cu", str(source), "-o", str(ptx)], check=True)
         entries = re.findall(r"\.visible \.entry \w+\(", ptx.read_text())
-        print(f"{filename:18} " + "   ".join(entries))
+        print(f"{filename:19} " + "   ".join(entries))

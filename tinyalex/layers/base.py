@@ -3,17 +3,8 @@ NumPy and kernel paths, parameters with their gradients, and the paper's initial
 
 import numpy as np
 
-from .. import cuda, native
 from ..backend import array_module, check_device, is_gpu_array, on_device
-
-
-def compiled_kernels(filename, array):
-    """The kernels of ``filename`` compiled for where ``array`` lives: by CuPy for a GPU
-    array, by the C++ compiler for a NumPy array; None when there are none (no compiler,
-    ``TINYALEX_NATIVE=0``, or a dtype the kernels do not support)."""
-    if is_gpu_array(array):
-        return cuda.kernels_for(filename, array)
-    return native.kernels_for(filename, array)
+from ..kernels import compiled_kernels
 
 
 class Layer:
@@ -34,30 +25,29 @@ class Layer:
     ``backward`` directly. A layer with kernels of its own names its ``.cu`` file in
     ``kernel_file`` and writes two twin paths: ``forward_numpy`` / ``backward_numpy``,
     the reference, and ``forward_kernels`` / ``backward_kernels``, which launch the
-    file's kernels. The methods below pick one, here and nowhere else:
+    file's kernels. ``forward`` and ``backward`` below pick one, here and nowhere else:
 
-    * GPU arrays: the kernels, compiled by CuPy (:mod:`tinyalex.cuda`);
-    * NumPy arrays: the same kernels compiled for the CPU (:mod:`tinyalex.native`) for the
-      passes named in ``kernels_on_cpu`` ("forward": a training forward pass,
-      "evaluation": a forward pass with train=False, "backward"), when a C++ compiler is
-      there; else the NumPy path. A kernel written for a GPU (one thread per element,
-      its indices recovered by integer divisions) is not always faster on a CPU than
-      NumPy's whole-array passes: each layer lists the passes where it measured faster
-      (``bench/cpu_paths.py``).
+    * GPU arrays: the kernels, compiled by CuPy;
+    * NumPy arrays: the NumPy path, except for the passes named in ``cpu_kernels``
+      ("forward": a training forward pass, "evaluation": a forward pass with train=False,
+      "backward"), which run the same kernels compiled as native CPU code where a C++
+      compiler can build them. A layer as you construct it names none: the NumPy path is
+      what you read and step through. The compiled-kernel engine names the passes where
+      the kernels measured faster when it builds a model (:mod:`tinyalex.engines`).
 
     Tests call each path by name.
     """
 
     param_names = ()
     kernel_file = None   # e.g. "layers/lrn.cu": the layer has a kernel path
-    kernels_on_cpu = ("forward", "evaluation", "backward")   # the passes that run the kernels on a CPU
+    cpu_kernels = ()     # the passes that run the compiled kernels on a CPU
 
     def kernels_for(self, array, direction):
         """The compiled kernels of ``kernel_file`` for a pass on ``array`` ("forward",
         "evaluation" or "backward"), or None for the NumPy path."""
         if self.kernel_file is None:
             return None
-        if not is_gpu_array(array) and direction not in self.kernels_on_cpu:
+        if not is_gpu_array(array) and direction not in self.cpu_kernels:
             return None
         return compiled_kernels(self.kernel_file, array)
 

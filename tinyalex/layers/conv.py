@@ -20,10 +20,9 @@ k x k, stride s and zero padding p::
 
 import numpy as np
 
-from .. import cuda
-from ..backend import get_array_module, is_gpu_array
-from . import winograd
-from .base import Layer, check_dtype, compiled_kernels, initial_parameters
+from ..backend import get_array_module
+from ..kernels import cuda
+from .base import Layer, check_dtype, initial_parameters
 
 
 def output_size(size, kernel_size, stride, pad=0, ceil_mode=False):
@@ -129,37 +128,8 @@ def col2im_kernel(cols, x_shape, kernel_size, stride, pad, kernels):
     return dx
 
 
-def winograd_fits(kernel_size, stride):
-    """Whether Winograd's F(2x2, 3x3) (:mod:`tinyalex.layers.winograd`) computes this
-    convolution: a 3 x 3 kernel with stride 1."""
-    return (kernel_size, stride) == (3, 1)
-
-
-class SharedPatches:
-    """Hands the im2col matrix one conv layer built to the next layer that asks for the
-    same input with the same geometry, once.
-
-    On one device the two columns' conv1 layers read the same images (the same array)
-    with the same kernel size, stride and padding, so their im2col matrices are equal: the
-    first layer to ask builds it, the second takes it, and this object forgets it. It
-    holds a matrix only between those two calls, never from one step to the next, and a
-    call with another input (or another geometry) builds afresh.
-    """
-
-    def __init__(self):
-        self.source = self.geometry = self.cols = None
-
-    def get(self, x, geometry, build):
-        if self.source is x and self.geometry == geometry:
-            cols, self.source, self.geometry, self.cols = self.cols, None, None, None
-            return cols
-        cols = build(x)
-        self.source, self.geometry, self.cols = x, geometry, cols
-        return cols
-
-
 class Conv2D(Layer):
-    """2-D convolution, NCHW activations and OIHW weights.
+    """2-D convolution by im2col and one matrix product; NCHW activations, OIHW weights.
 
     x (N, C, H, W) -> out (N, O, OH, OW), with OH = (H + 2*pad - kernel_size) // stride + 1
     (rounded down: input rows and columns past the last whole window are not used).
@@ -169,177 +139,84 @@ class Conv2D(Layer):
     suits a first layer: backward then skips the gradient with respect to the image,
     which nobody needs, and returns None.
 
-    ``algorithm`` chooses how the sums are computed:
-
-    * "im2col": the matrix of patches above, then one matrix product (any geometry);
-    * "winograd": Winograd's F(2x2, 3x3) (:mod:`tinyalex.layers.winograd`), for 3 x 3
-      kernels with stride 1 only: 16/36 of the multiplications, half the memory kept;
-    * None (the default): "winograd" where it applies and its transforms run as compiled
-      kernels on a CPU, "im2col" everywhere else (on a GPU Winograd measured slower and
-      larger than im2col in training: docs/benchmarks.md).
-
-    Backward needs forward's im2col matrix (or Winograd's transformed input), the largest
-    buffer of the network: about k*k / stride^2 times the size of the input (conv2's: 25
-    times, 112 MB per column at batch 32). ``rebuild_cols`` chooses between keeping it from
-    forward (False) and keeping only the input and rebuilding the matrix in backward
-    (True), one more copy for a fraction of the memory. The default, None, rebuilds on a
-    GPU, where memory decides the batch a user can afford, and on a CPU, where the copy
-    costs time, keeps, except in a layer without ``input_grad`` (conv1): its matrix is the
-    network's largest (134 MiB per column at batch 32) and, built first and used last, it
-    is held through the whole backward pass, when memory peaks (docs/benchmarks.md
-    measures these choices).
-
-    ``shared_patches``, a :class:`SharedPatches` that two layers reading the same input
-    are given (the model gives one to the two columns' conv1 on one device), lets the
-    second borrow the first's im2col matrix instead of building its own.
-
-    im2col and col2im come from the kernels of ``conv.cu`` where :class:`Layer` finds them
-    (a GPU, or a CPU with a C++ compiler, for the passes in ``kernels_on_cpu``), and from
-    the NumPy functions above otherwise; Winograd's transforms likewise from
-    ``winograd.cu`` or the NumPy functions of winograd.py.
+    Two paths build the matrices: ``forward_numpy`` / ``backward_numpy`` with
+    :func:`im2col` and :func:`col2im` above, ``forward_kernels`` / ``backward_kernels`` with
+    the kernels of ``conv.cu`` (:class:`Layer` picks one). The rest is one matrix product
+    and its gradients, the same whichever path built the matrix (:meth:`multiply`).
+    Forward keeps ``cols`` for backward: the largest buffer of the network, about
+    k*k / stride^2 times the size of the input. (Engines that compute the same sums with
+    less memory or fewer multiplications are subclasses, in :mod:`tinyalex.engines`.)
     """
 
     param_names = ("weight", "bias")
     kernel_file = "layers/conv.cu"
-    winograd_file = "layers/winograd.cu"
-    # On a CPU, NumPy's im2col (one reshape copy) is faster than the kernel's
-    # one-thread-per-pixel loop; the col2im kernel beats NumPy's k * k passes
-    kernels_on_cpu = ("backward",)
-    algorithms = ("im2col", "winograd")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, pad=0, *, input_grad=True,
-                 rebuild_cols=None, algorithm=None, shared_patches=None, weight_std=0.01, bias=0.0, rng=None,
-                 device="cpu", dtype="float32"):
-        if algorithm not in (None, *self.algorithms):
-            raise ValueError(f"algorithm must be None or one of {self.algorithms}, got {algorithm!r}")
-        if algorithm == "winograd" and not winograd_fits(kernel_size, stride):
-            raise ValueError(f"Winograd's F(2x2, 3x3) needs 3 x 3 kernels with stride 1, not "
-                             f"{kernel_size} x {kernel_size} with stride {stride}; use algorithm='im2col'")
+                 weight_std=0.01, bias=0.0, rng=None, device="cpu", dtype="float32"):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.pad = kernel_size, stride, pad
-        self.input_grad, self.rebuild_cols, self.algorithm = input_grad, rebuild_cols, algorithm
-        self.shared_patches = shared_patches
+        self.input_grad = input_grad
         self.weight, self.bias = initial_parameters(
-            (out_channels, in_channels, kernel_size, kernel_size), out_channels,
-            weight_std, bias, rng, device, dtype)
+            (out_channels, in_channels, kernel_size, kernel_size), out_channels, weight_std, bias, rng, device, dtype)
         self.dweight = self.dbias = None
-        self.x = self.cols = None
-
-    def algorithm_for(self, x):
-        """The algorithm this layer runs on ``x``: its ``algorithm``, or the default's choice."""
-        if self.algorithm is not None:
-            return self.algorithm
-        fits = winograd_fits(self.kernel_size, self.stride)
-        on_cpu_compiled = not is_gpu_array(x) and compiled_kernels(self.winograd_file, x) is not None
-        return "winograd" if fits and on_cpu_compiled else "im2col"
-
-    def im2col(self, x):
-        if self.shared_patches is not None:
-            return self.shared_patches.get(x, (self.kernel_size, self.stride, self.pad), self.build_im2col)
-        return self.build_im2col(x)
-
-    def build_im2col(self, x):
-        kernels = self.kernels_for(x, "forward")   # the same choice for forward, evaluation and backward
-        if kernels is None:
-            return im2col(x, self.kernel_size, self.stride, self.pad)
-        return im2col_kernel(x, self.kernel_size, self.stride, self.pad, kernels)
-
-    def col2im(self, dcols, x_shape):
-        kernels = self.kernels_for(dcols, "backward")
-        if kernels is None:
-            return col2im(dcols, x_shape, self.kernel_size, self.stride, self.pad)
-        return col2im_kernel(dcols, x_shape, self.kernel_size, self.stride, self.pad, kernels)
-
-    def transform_input(self, x):
-        """Winograd's V = BT d B (the role im2col has in the other algorithm)."""
-        kernels = compiled_kernels(self.winograd_file, x)
-        if kernels is None:
-            return winograd.transform_input(x, self.pad)
-        return winograd.transform_input_kernel(x, self.pad, kernels)
+        self.cols = self.x_shape = None
 
     def forward(self, x, train=True):
+        self.check_input(x)
+        return super().forward(x, train)   # the NumPy path or the kernel path (Layer)
+
+    def check_input(self, x):
         check_dtype(x, self.weight, self)
-        N, C, H, W = x.shape
-        if C != self.in_channels:
-            raise ValueError(f"{self!r} expects {self.in_channels} input channels, got input of shape {x.shape}")
-        OH = output_size(H, self.kernel_size, self.stride, self.pad)
-        OW = output_size(W, self.kernel_size, self.stride, self.pad)
-        if self.algorithm_for(x) == "winograd":
-            cols = self.transform_input(x)     # Winograd's transformed input, kept as cols is
-            out = self.winograd_output(cols, (N, self.out_channels, OH, OW))
-        else:
-            cols = self.im2col(x)
-            out = self.im2col_output(cols, (N, self.out_channels, OH, OW))
-        # what backward needs: the input, and the im2col matrix unless backward rebuilds it
-        self.x = x if train else None
-        self.cols = cols if train and not self.rebuilds_cols(x) else None
-        return out
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels, (N, C, H, W), got shape {x.shape}")
 
-    def rebuilds_cols(self, x):
-        """Whether backward rebuilds the matrix from the input ``x`` instead of keeping it."""
-        if self.rebuild_cols is not None:
-            return self.rebuild_cols
-        return is_gpu_array(x) or not self.input_grad   # the default: on a GPU, and conv1's everywhere
+    # The NumPy path ----------------------------------------------------------------------
 
-    def im2col_output(self, cols, out_shape):
-        """The convolution from the im2col matrix: W @ cols + b, (O, N*OH*OW), as NCHW."""
-        N, O, OH, OW = out_shape
+    def forward_numpy(self, x, train=True):
+        cols = im2col(x, self.kernel_size, self.stride, self.pad)
+        return self.multiply(cols, x.shape, train)
+
+    def backward_numpy(self, dout):
+        x_shape = self.x_shape
+        dcols = self.multiply_backward(dout)
+        return None if dcols is None else col2im(dcols, x_shape, self.kernel_size, self.stride, self.pad)
+
+    # The kernel path: the same matrices, filled by the kernels of conv.cu ------------------
+
+    def forward_kernels(self, x, train, kernels):
+        cols = im2col_kernel(x, self.kernel_size, self.stride, self.pad, kernels)
+        return self.multiply(cols, x.shape, train)
+
+    def backward_kernels(self, dout, kernels):
+        x_shape = self.x_shape
+        dcols = self.multiply_backward(dout)
+        return None if dcols is None else col2im_kernel(dcols, x_shape, self.kernel_size, self.stride, self.pad,
+                                                        kernels)
+
+    # What both paths share: the product and its gradients --------------------------------
+
+    def multiply(self, cols, x_shape, train):
+        """out = W @ cols + b, (O, N*OH*OW), returned as (N, O, OH, OW); ``cols`` is kept
+        for backward when ``train``."""
+        N, _, H, W = x_shape
+        O, k, s, p = self.out_channels, self.kernel_size, self.stride, self.pad
         out = self.weight.reshape(O, -1) @ cols
         out += self.bias[:, None]
-        return get_array_module(cols).ascontiguousarray(out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+        self.cols, self.x_shape = (cols, x_shape) if train else (None, None)
+        out = out.reshape(O, N, output_size(H, k, s, p), output_size(W, k, s, p))
+        return get_array_module(out).ascontiguousarray(out.transpose(1, 0, 2, 3))
 
-    def winograd_output(self, V, out_shape):
-        """The convolution from the transformed input: M = U @ V, one product per point of
-        the 4 x 4 tile, then y = AT M A + bias."""
-        xp = get_array_module(V)
-        M = winograd.planes(xp, self.out_channels, V.shape[2], V.dtype)
-        xp.matmul(winograd.transform_weight(self.weight), V, out=M)
-        kernels = compiled_kernels(self.winograd_file, V)
-        if kernels is None:
-            return winograd.transform_output(M, self.bias, out_shape)
-        return winograd.transform_output_kernel(M, self.bias, out_shape, kernels)
-
-    def backward(self, dout):
-        self.check_saved(self.x)
-        if self.algorithm_for(self.x) == "winograd":   # the choice forward made on the same input
-            return self.backward_winograd(dout)
+    def multiply_backward(self, dout):
+        """Fills dweight and dbias; returns dcols = W^T @ dout, or None without input_grad."""
+        self.check_saved(self.cols)
+        cols, self.cols = self.cols, None   # free the largest buffer as soon as possible
         O = self.out_channels
-        cols = self.im2col(self.x) if self.cols is None else self.cols
-        self.cols = None  # free the largest buffer as soon as possible
         # forward: out = W @ cols + b, with out seen as (O, N*OH*OW)
         dout = dout.transpose(1, 0, 2, 3).reshape(O, -1)
         self.dweight = (dout @ cols.T).reshape(self.weight.shape)
         self.dbias = dout.sum(axis=1)
-        x_shape, self.x = self.x.shape, None
-        if not self.input_grad:
-            return None
-        dcols = self.weight.reshape(O, -1).T @ dout
         del cols
-        return self.col2im(dcols, x_shape)
-
-    def backward_winograd(self, dout):
-        """Forward read backwards (winograd.py): dM = A dY AT, dU = dM @ V^T, dg = GT dU G,
-        and for the input dV = U^T @ dM, dx = B dV BT over the overlapping patches."""
-        xp = get_array_module(dout)
-        V = self.transform_input(self.x) if self.cols is None else self.cols
-        self.cols = None
-        kernels = compiled_kernels(self.winograd_file, dout)
-        if kernels is None:
-            dM = winograd.transform_output_adjoint(dout)
-        else:
-            dM = winograd.transform_output_adjoint_kernel(dout, kernels)
-        self.dweight = winograd.transform_weight_adjoint(xp.matmul(dM, V.transpose(0, 2, 1)))
-        self.dbias = dout.sum(axis=(0, 2, 3))
-        x_shape, self.x = self.x.shape, None
-        if not self.input_grad:
-            return None
-        del V
-        dV = winograd.planes(xp, self.in_channels, dM.shape[2], dM.dtype)
-        xp.matmul(winograd.transform_weight(self.weight).transpose(0, 2, 1), dM, out=dV)
-        del dM
-        if kernels is None:
-            return winograd.transform_input_adjoint(dV, x_shape, self.pad)
-        return winograd.transform_input_adjoint_kernel(dV, x_shape, self.pad, kernels)
+        return self.weight.reshape(O, -1).T @ dout if self.input_grad else None
 
     def __repr__(self):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

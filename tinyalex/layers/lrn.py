@@ -18,7 +18,7 @@ names, ``scale`` and ``out``.
 
 import numpy as np
 
-from .. import cuda
+from ..kernels import cuda
 from ..backend import get_array_module
 from .base import Layer
 
@@ -44,13 +44,10 @@ class LRN(Layer):
     Two paths fill the same buffers: ``forward_numpy`` / ``backward_numpy`` (written
     against ``xp``, so they run on NumPy or CuPy arrays) and ``forward_kernels`` /
     ``backward_kernels`` (the kernels of ``lrn.cu``). :class:`Layer` runs the kernels on a
-    GPU and the NumPy path on a CPU (``kernels_on_cpu`` below).
+    GPU and the NumPy path on a CPU.
     """
 
     kernel_file = "layers/lrn.cu"
-    # On a CPU the NumPy path is faster: its power runs in NumPy's vectorised loops, the
-    # kernels call pow() once per element (docs/benchmarks.md)
-    kernels_on_cpu = ()
 
     def __init__(self, size=5, k=2.0, alpha=1e-4, beta=0.75):
         if size < 1 or size % 2 == 0:
@@ -77,7 +74,7 @@ class LRN(Layer):
                 - 2 * self.alpha * self.beta * self.x * window_sum(dout * self.out / self.scale, self.size))
 
     # The kernel path: the same buffers, computed by the kernels of lrn.cu. ``kernels`` is
-    # cuda.Kernels on a GPU, native.NativeKernels on the CPU, or
+    # kernels.cuda.Kernels on a GPU, kernels.native.NativeKernels on the CPU, or
     # cuda_emulation.EmulatedKernels for running the GPU's launch thread by thread.
 
     def forward_kernels(self, x, train, kernels):

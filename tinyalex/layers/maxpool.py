@@ -15,7 +15,7 @@ The NumPy path and the kernel path (``maxpool.cu``) fill the same buffers, ``out
 
 import numpy as np
 
-from .. import cuda
+from ..kernels import cuda
 from ..backend import get_array_module
 from .base import Layer
 from .conv import output_size
@@ -35,15 +35,10 @@ class MaxPool2D(Layer):
     Two paths fill the same buffers, ``out`` and ``argmax``: ``forward_numpy`` /
     ``backward_numpy`` (written against ``xp``: they run on NumPy or CuPy arrays) and
     ``forward_kernels`` / ``backward_kernels`` (the kernels of ``maxpool.cu``). :class:`Layer`
-    runs the kernels on a GPU; on a CPU, the forward kernel when it compiles there
-    (:mod:`tinyalex.native`) and NumPy's backward (``kernels_on_cpu`` below).
+    runs the kernels on a GPU and the NumPy path on a CPU.
     """
 
     kernel_file = "layers/maxpool.cu"
-    # On a CPU the training forward kernel (one pass) beats NumPy's size * size passes and
-    # argmax bookkeeping; NumPy wins an evaluation pass (no argmax to find) and the backward
-    # pass (add.at), where the kernel's gather spends its time on integer divisions
-    kernels_on_cpu = ("forward",)
 
     def __init__(self, size=3, stride=2, ceil_mode=False):
         self.size, self.stride, self.ceil_mode = size, stride, ceil_mode
@@ -106,7 +101,7 @@ class MaxPool2D(Layer):
         return dx.reshape(self.x_shape)
 
     # The kernel path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
-    # cuda.Kernels on a GPU, native.NativeKernels on the CPU, or
+    # kernels.cuda.Kernels on a GPU, kernels.native.NativeKernels on the CPU, or
     # cuda_emulation.EmulatedKernels for running the GPU's launch thread by thread.
 
     def forward_kernels(self, x, train, kernels):

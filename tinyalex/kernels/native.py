@@ -1,48 +1,38 @@
-"""tinyalex's CUDA kernels compiled for the CPU: the fast CPU path.
+"""tinyalex's CUDA kernels compiled for the CPU: the compiled-kernel engine's CPU path.
 
 The NumPy path of a layer is the reference: written once against ``xp``, it is what a
-reader reads first. On the CPU it is also slow where a layer is a small loop that NumPy
+reader reads first, and what a layer runs on a CPU unless an engine says otherwise
+(:mod:`tinyalex.engines`). On the CPU it is slow where a layer is a small loop that NumPy
 can only spell as many whole-array passes (nine ``maximum`` passes for a 3x3 max-pool,
-five shifted additions and a power for LRN, four passes for one SGD update), each pass
-on one core. The ``.cu`` kernels already are those loops, written element by element.
-This module compiles the very same files with the system C++ compiler, as ordinary C++:
+k * k shifted additions for col2im, four passes for one SGD update), each pass on one
+core. The ``.cu`` kernels already are those loops, written element by element. This
+module compiles the very same files with the system C++ compiler, as ordinary C++:
 
 * ``__global__`` disappears, so each kernel (declared ``extern "C"``) is a plain function;
-* ``KERNEL_LOOP(i, count)``, which is a grid-stride loop on a GPU (:mod:`tinyalex.cuda`),
+* ``KERNEL_LOOP(i, count)``, which is a grid-stride loop on a GPU (:mod:`.cuda`),
   becomes ``for (int i = 0; i < count; ++i)`` under OpenMP's ``parallel for``: the
   elements are shared out among the CPU's cores in contiguous ranges, handed out as
   threads become free (``schedule(guided)``), so a core that something else holds for a
   while does not hold up the others.
 
 A kernel is then called once for the whole array (:class:`NativeKernel`), with the
-calling convention of :class:`tinyalex.cuda.Kernels`, so a layer's kernel path
+calling convention of :class:`.cuda.Kernels`, so a layer's kernel path
 (``forward_kernels`` / ``backward_kernels``) runs unchanged on NumPy arrays.
-:class:`tinyalex.layers.base.Layer` picks it for CPU arrays, for the passes where a layer
-measured it faster than NumPy (``kernels_on_cpu``), whenever it is available.
 
-It is not available, and every layer quietly keeps its NumPy path, when there is no C++
-compiler on the PATH, when compiling fails (a warning says why), for dtypes other than
-float32 and float64, or when the environment variable ``TINYALEX_NATIVE`` is ``0``. The
-number of threads is OpenMP's: every core, unless ``OMP_NUM_THREADS`` says otherwise.
-Without OpenMP (a compiler that does not know ``-fopenmp``) the kernels run on one core.
-
-The kernels take turns with BLAS's threads, which do the matrix products. OpenMP's threads
-would by default spin for a while after each loop, waiting for the next one, and steal a
-core from BLAS (measured: the convolutions' backward pass 10-20% slower). So unless
-``OMP_WAIT_POLICY`` is already set, it is set to ``PASSIVE`` (threads sleep at once)
-before the first library loads OpenMP's runtime. The other way round, OpenBLAS's threads
-spin after each product unless ``OPENBLAS_THREAD_TIMEOUT`` was set before NumPy loaded
-OpenBLAS, which importing tinyalex first does (``tinyalex/__init__.py``);
-:func:`openblas_idle` says which it is.
+There are no compiled kernels, and every layer keeps its NumPy path, when there is no C++
+compiler on the PATH, when compiling or loading fails (a warning says why), or for dtypes
+other than float32 and float64. The number of threads is OpenMP's: every core, unless
+``OMP_NUM_THREADS`` says otherwise. Without OpenMP (a compiler that does not know
+``-fopenmp``) the kernels run on one core. How the threads wait between two kernels is a
+setting of the whole process, left to the program (:func:`tinyalex.engines.tune_process`).
 
 The compiled library is kept in the user's own cache folder (``~/.cache/tinyalex/kernels``,
-checked to be private before anything is loaded from it: :mod:`tinyalex.kernel_cache`)
-under a hash of the source, the compile command and the type; the first use of a file
-costs a second or two.
+checked to be private before anything is loaded from it: :mod:`.cache`) under a hash of
+the source, the compile command and the type; the first use of a file costs a second or two.
 
-This module also holds what the thread-by-thread emulator (:mod:`tinyalex.cuda_emulation`)
-shares with it: finding the compiler, reading kernel signatures, compiling, and checking
-every argument against the kernel's signature before a call.
+This module also holds what the thread-by-thread emulator (:mod:`.emulation`) shares with
+it: finding the compiler, reading kernel signatures, compiling, and checking every
+argument against the kernel's signature before a call.
 """
 
 import ctypes
@@ -57,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import kernel_cache
+from . import cache as kernel_cache
 from .cuda import KERNEL_DIR, c_type_name, kernel_source
 
 # What makes a .cu file C++, for every CPU build: __global__ and friends disappear, and the
@@ -122,7 +112,7 @@ def library_name(filename, dtype, shim, flags):
 def compile_shared_library(filename, dtype, shim, flags):
     """Compile kernel file ``filename`` for ``dtype``, with ``shim`` forced in front of it
     and the compiler ``flags``, into a shared library kept in the user's private cache
-    folder (:mod:`tinyalex.kernel_cache`), and load it."""
+    folder (:mod:`.cache`), and load it."""
     compiler = find_compiler()
     if compiler is None:
         raise RuntimeError("compiling the kernels for the CPU needs a C++ compiler (c++, g++ or clang++) "
@@ -202,7 +192,6 @@ class NativeKernels(CompiledKernels):
     """The kernels of one ``.cu`` file as native, multi-threaded CPU code."""
 
     def __init__(self, filename, dtype):
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read once, when OpenMP's runtime loads
         try:
             super().__init__(filename, dtype, NATIVE_SHIM, ("-O3", "-fopenmp"))
         except RuntimeError:  # a compiler without OpenMP: the same loops on one core
@@ -210,9 +199,10 @@ class NativeKernels(CompiledKernels):
         self.threads = self.shared_object.tinyalex_threads()
 
 
-def enabled():
-    """False when the environment variable TINYALEX_NATIVE is 0, or there is no compiler."""
-    return os.environ.get("TINYALEX_NATIVE", "1") != "0" and find_compiler() is not None
+def available():
+    """Whether there is a C++ compiler to build the kernels with (they may still fail to
+    build or load: :func:`load` then warns and returns None)."""
+    return find_compiler() is not None
 
 
 @functools.lru_cache(maxsize=None)
@@ -230,41 +220,16 @@ def load(filename, dtype):
 
 def kernels_for(filename, array):
     """The native kernels of ``filename`` for a NumPy ``array``, or None for the NumPy path."""
-    if not enabled() or np.dtype(array.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if not available() or np.dtype(array.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         return None
     return load(filename, np.dtype(array.dtype))
 
 
-def openblas_idle():
-    """What NumPy's OpenBLAS threads do between matrix products: "sleep" (they were told
-    to, by OPENBLAS_THREAD_TIMEOUT), "spin" (OpenBLAS's default), or None if NumPy's BLAS is
-    not an OpenBLAS this function can find (Linux only: it looks in /proc/self/maps)."""
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return None
-    paths = {line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower() and ".so" in line}
-    for path in sorted(paths):
-        try:
-            timeout = ctypes.CDLL(path).openblas_thread_timeout   # the variable as OpenBLAS read it
-        except (OSError, AttributeError):
-            continue
-        timeout.restype = ctypes.c_int
-        return "sleep" if 0 < timeout() <= 10 else "spin"
-    return None
-
-
 def describe():
-    """One line saying which path CPU layers run, for a program's start-up report."""
-    if os.environ.get("TINYALEX_NATIVE", "1") == "0":
-        return "NumPy path (TINYALEX_NATIVE=0)"
-    if find_compiler() is None:
-        return "NumPy path (no C++ compiler on the PATH)"
+    """What the compiled kernels are here, in a few words, for a program's start-up report."""
+    if not available():
+        return "no compiled kernels (no C++ compiler on the PATH)"
     kernels = load("layers/maxpool.cu", np.dtype(np.float32))
     if kernels is None:
-        return "NumPy path (compiling the kernels failed)"
-    line = f"compiled kernels, {kernels.threads} thread{'s' if kernels.threads > 1 else ''}"
-    if openblas_idle() == "spin":
-        line += ("; OpenBLAS's idle threads spin (NumPy was imported before tinyalex: import tinyalex "
-                 "first, or set OPENBLAS_THREAD_TIMEOUT=4, for faster steps)")
-    return line
+        return "no compiled kernels (building or loading them failed: see the warning)"
+    return f"compiled kernels, {kernels.threads} thread{'s' if kernels.threads > 1 else ''}"

@@ -30,14 +30,16 @@ Backward is the same algebra read backwards, since every step is linear:
     dg = GT dU G                dd = B dV BT, added back onto the overlapping patches
 
 The NumPy functions below are the reference, written as the formulas; the kernels of
-``winograd.cu`` do the four transforms in one pass each (``Conv2D`` picks between them
-and im2col, see conv.py).
+``winograd.cu`` do the four transforms in one pass each; :class:`WinogradConv2D`, at the
+end, is a :class:`~tinyalex.layers.Conv2D` that computes its sums this way. The engine
+table (:mod:`tinyalex.engines`) puts it in place of conv3-conv5 where it measured faster.
 """
 
 import numpy as np
 
-from .. import cuda
 from ..backend import get_array_module
+from ..kernels import cuda
+from ..layers.conv import Conv2D
 
 BT = np.array([[1, 0, -1, 0],
                [0, 1, 1, 0],
@@ -238,3 +240,72 @@ def transform_output_adjoint_kernel(dy, kernels):
     cuda.launch(kernels.winograd_output_adjoint, count, dy, buffer, np.int32(count), stride, np.int32(N),
                 np.int32(O), np.int32(OH), np.int32(OW), np.int32(tiles_h), np.int32(tiles_w))
     return dM
+
+
+def fits(layer):
+    """Whether F(2x2, 3x3) computes ``layer``'s convolution: 3 x 3 kernels, stride 1."""
+    return (layer.kernel_size, layer.stride) == (3, 1)
+
+
+class WinogradConv2D(Conv2D):
+    """:class:`~tinyalex.layers.Conv2D` with 3 x 3 kernels and stride 1, computed by
+    Winograd's F(2x2, 3x3): the same weights, the same outputs up to rounding.
+
+    Its twin paths are the NumPy formulas above (``*_numpy``) and the kernels of
+    ``winograd.cu`` (``*_kernels``); forward keeps the transformed input V, as Conv2D keeps
+    its im2col matrix, in ``cols``.
+    """
+
+    kernel_file = "engines/winograd.cu"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not fits(self):
+            raise ValueError(f"Winograd's F(2x2, 3x3) needs 3 x 3 kernels with stride 1, not "
+                             f"{self.kernel_size} x {self.kernel_size} with stride {self.stride}")
+
+    def forward_numpy(self, x, train=True):
+        return self.multiply_tiles(transform_input(x, self.pad), x.shape, train, None)
+
+    def forward_kernels(self, x, train, kernels):
+        return self.multiply_tiles(transform_input_kernel(x, self.pad, kernels), x.shape, train, kernels)
+
+    def multiply_tiles(self, V, x_shape, train, kernels):
+        """M = U @ V, one product per point of the 4 x 4 tile, then y = AT M A + bias."""
+        xp = get_array_module(V)
+        N, _, H, W = x_shape
+        out_shape = (N, self.out_channels, H + 2 * self.pad - 2, W + 2 * self.pad - 2)
+        M = planes(xp, self.out_channels, V.shape[2], V.dtype)
+        xp.matmul(transform_weight(self.weight), V, out=M)
+        self.cols, self.x_shape = (V, x_shape) if train else (None, None)
+        if kernels is None:
+            return transform_output(M, self.bias, out_shape)
+        return transform_output_kernel(M, self.bias, out_shape, kernels)
+
+    def backward_numpy(self, dout):
+        x_shape = self.x_shape
+        dV = self.multiply_tiles_backward(transform_output_adjoint(dout), dout)
+        return None if dV is None else transform_input_adjoint(dV, x_shape, self.pad)
+
+    def backward_kernels(self, dout, kernels):
+        x_shape = self.x_shape
+        dV = self.multiply_tiles_backward(transform_output_adjoint_kernel(dout, kernels), dout)
+        return None if dV is None else transform_input_adjoint_kernel(dV, x_shape, self.pad, kernels)
+
+    def multiply_tiles_backward(self, dM, dout):
+        """Forward read backwards: dU = dM @ V^T, dg = GT dU G; returns dV = U^T @ dM, or
+        None without input_grad."""
+        self.check_saved(self.cols)
+        V, self.cols = self.cols, None
+        xp = get_array_module(dM)
+        self.dweight = transform_weight_adjoint(xp.matmul(dM, V.transpose(0, 2, 1)))
+        self.dbias = dout.sum(axis=(0, 2, 3))
+        del V
+        if not self.input_grad:
+            return None
+        dV = planes(xp, self.in_channels, dM.shape[2], dM.dtype)
+        xp.matmul(transform_weight(self.weight).transpose(0, 2, 1), dM, out=dV)
+        return dV
+
+    def __repr__(self):
+        return "Winograd" + super().__repr__()

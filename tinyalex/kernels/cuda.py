@@ -1,8 +1,8 @@
 """Loading and launching the raw CUDA kernels of tinyalex.
 
 The kernels live in ``.cu`` files beside the code that uses them (``layers/lrn.cu``,
-``layers/maxpool.cu``, ``layers/conv.cu``, ``layers/winograd.cu``, ``sgd.cu``), named by
-their path inside the package. Every kernel is written against the type name
+``layers/maxpool.cu``, ``layers/conv.cu``, ``sgd.cu``, and the engine ``engines/winograd.cu``),
+named by their path inside the package. Every kernel is written against the type name
 ``scalar_t``, which is defined when the file is compiled: ``float`` for float32 arrays,
 ``double`` for float64, and declared ``extern "C"`` so that its name is not mangled and
 CuPy finds it by name. So the accumulators follow the array dtype, and a float64
@@ -13,8 +13,8 @@ Every kernel walks its elements with ``KERNEL_LOOP(i, count) { ... }`` (Caffe's
 a thread handles element ``i``, then ``i + blockDim.x * gridDim.x``, and so on. That
 makes any launch size correct and keeps the launch arithmetic in one place
 (:func:`grid_size`). Because the loop is a macro, the same source also compiles for the
-CPU: :mod:`tinyalex.native` defines it as a loop shared out among the CPU's threads (the
-fast CPU path), and :mod:`tinyalex.cuda_emulation` runs the grid-stride loop thread by
+CPU: :mod:`tinyalex.kernels.native` defines it as a loop shared out among the CPU's threads (the
+fast CPU path), and :mod:`tinyalex.kernels.emulation` runs the grid-stride loop thread by
 thread (for the tests).
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
-KERNEL_DIR = Path(__file__).parent   # kernel files are named from here: "layers/lrn.cu"
+KERNEL_DIR = Path(__file__).parents[1]   # kernel files are named from tinyalex/: "layers/lrn.cu"
 THREADS_PER_BLOCK = 256
 MAX_BLOCKS = 65535
 

@@ -21,7 +21,7 @@ Unlike CuPy, the emulator checks every argument against the kernel's signature
 a ``scalar_t`` gets the array's scalar type), so a wrongly typed launch fails here
 instead of computing garbage on a GPU.
 
-Compiling and the argument checks are shared with :mod:`tinyalex.native`, which compiles
+Compiling and the argument checks are shared with :mod:`tinyalex.kernels.native`, which compiles
 the same files as fast multi-threaded CPU code; the emulator differs in running the GPU's
 loop, launch grid included, one thread at a time.
 """
