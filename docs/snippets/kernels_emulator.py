@@ -13,9 +13,11 @@ numpy_path, cuda_path = LRN(k=1.0, alpha=1.0), LRN(k=1.0, alpha=1.0)
 out = numpy_path.forward_numpy(x)
 out_cuda = cuda_path.forward_kernels(x, True, kernels)  # every thread of the launch grid, one by one
 print(sorted(kernels.kernels))
-print("largest |difference| in scale:", np.abs(cuda_path.scale - numpy_path.scale).max())
-print("largest |difference| in out:  ", np.abs(out_cuda - out).max())
-print("out_cuda[0, :, 0, 0] =", out_cuda[0, :, 0, 0])
+# float32 sums in another order differ in the last bits, by an amount that depends on the
+# compiler and the CPU, so the snippet prints a bound rather than the digits
+print("largest |difference| in scale below 1e-5:", bool(np.abs(cuda_path.scale - numpy_path.scale).max() < 1e-5))
+print("largest |difference| in out below 1e-6:  ", bool(np.abs(out_cuda - out).max() < 1e-6))
+print("out_cuda[0, :, 0, 0] =", np.round(out_cuda[0, :, 0, 0], 3))
 try:
     kernels.lrn_output((1,), (256,), (x, cuda_path.scale, np.empty_like(x), x.size, np.float32(0.75)))
 except TypeError as error:
