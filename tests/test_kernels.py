@@ -1,7 +1,7 @@
 """The kernels (tinyalex/**/*.cu) checked against the NumPy path.
 
 Without a GPU the kernels run on the CPU in two builds of the same source, both compiled
-by the C++ compiler: tinyalex.cuda_emulation runs every thread of the launch grid the
+by the C++ compiler: tinyalex.kernels.emulation runs every thread of the launch grid the
 layer really uses in turn (the GPU's loop, launch arithmetic included),
 tinyalex.kernels.native runs the loop on the CPU's threads (the fast engine's CPU path). With a GPU (tests marked ``gpu``)
 they run for real through CuPy.

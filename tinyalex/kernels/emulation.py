@@ -7,9 +7,9 @@ stands in for CUDA:
 * ``__global__`` disappears, so each kernel (declared ``extern "C"``, which keeps its name
   unmangled for CuPy too) is a plain C function;
 * ``blockIdx``, ``threadIdx``, ``blockDim`` and ``gridDim`` become global variables;
-* ``KERNEL_LOOP`` is the GPU's grid-stride loop (:data:`tinyalex.cuda.GRID_STRIDE_LOOP`).
+* ``KERNEL_LOOP`` is the GPU's grid-stride loop (:data:`tinyalex.kernels.cuda.GRID_STRIDE_LOOP`).
 
-:class:`EmulatedKernels` then plays the part of :class:`tinyalex.cuda.Kernels`: calling
+:class:`EmulatedKernels` then plays the part of :class:`tinyalex.kernels.cuda.Kernels`: calling
 ``kernels.name(grid, block, args)`` sets the four variables for every thread of the
 launch grid in turn and calls the kernel function once for each, with NumPy arrays in
 place of device pointers. Threads run one after another, which is a valid schedule for
@@ -64,7 +64,7 @@ class EmulatedKernel(NativeKernel):
 
 
 class EmulatedKernels(CompiledKernels):
-    """Stand-in for :class:`tinyalex.cuda.Kernels` that runs the kernels on the CPU."""
+    """Stand-in for :class:`tinyalex.kernels.cuda.Kernels` that runs the kernels on the CPU."""
 
     kernel_class = EmulatedKernel
 

@@ -102,7 +102,7 @@ class MaxPool2D(Layer):
 
     # The kernel path: the same buffers, computed by the kernels of maxpool.cu. ``kernels`` is
     # kernels.cuda.Kernels on a GPU, kernels.native.NativeKernels on the CPU, or
-    # cuda_emulation.EmulatedKernels for running the GPU's launch thread by thread.
+    # kernels.emulation.EmulatedKernels for running the GPU's launch thread by thread.
 
     def forward_kernels(self, x, train, kernels):
         xp = get_array_module(x)
