@@ -19,7 +19,9 @@ What it measures, in this order:
 
 Both nets start from the same weights (``torch_alexnet_from``) and train on the same
 batch of random images. PyTorch is optional: without it only tinyalex's figures are
-printed.
+printed. To run each framework in a fresh process of its own, as users run them (NumPy
+imported first, no shared allocator or thread pool), and under a competing load, use
+``bench/separate_processes.py``.
 """
 
 import argparse
