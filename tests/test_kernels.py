@@ -347,3 +347,20 @@ def test_tune_process_lets_openblas_threads_sleep_after_numpy_was_imported():
         pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinyalex can find")
     assert (before, after) == ("spin", "sleep")
     assert changed == "OMP_WAIT_POLICY"                  # said so in its report; OpenBLAS's variable is not left set
+
+
+def test_the_model_report_names_spinning_openblas_threads_until_tune_process():
+    import subprocess
+    import sys
+
+    code = ("import numpy, tinyalex; from tinyalex import engines; "
+            "model = tinyalex.AlexNet(num_classes=5, image_size=67, channels=(8, 8, 12, 12, 8), hidden=16, "
+            "devices='cpu'); idle = engines.process.openblas_idle(); print(idle); print(engines.describe(model)); "
+            "engines.tune_process(); print(engines.describe(model))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    idle, before, after = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                         check=True).stdout.splitlines()
+    if idle == "None":
+        pytest.skip("NumPy's BLAS here is not an OpenBLAS that tinyalex can find")
+    assert "tune_process() makes them sleep" in before
+    assert "spin" not in after

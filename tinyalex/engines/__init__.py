@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from ..kernels import native
 from ..layers import Conv2D
 from .memory import RebuildingConv2D, SharedImageCols
-from .process import tune_process
+from .process import openblas_idle, tune_process
 from .winograd import WinogradConv2D, fits as winograd_fits
 
 
@@ -134,7 +134,11 @@ def describe(model):
     convs = ", ".join(f"{name.split('.')[-1]} {type(layer).__name__}" for name, layer in model.column_a.named_layers()
                       if isinstance(layer, Conv2D))
     compiled = native.describe() if "cpu" in model.devices else "CUDA kernels"
-    return f"engine {model.engine.name}: {convs}; {compiled}"
+    hint = ""
+    if "cpu" in model.devices and openblas_idle() == "spin":
+        # measured (docs/benchmarks.md): a step about 1.3x as long while they spin
+        hint = "; OpenBLAS's idle threads spin (tinyalex.engines.tune_process() makes them sleep)"
+    return f"engine {model.engine.name}: {convs}; {compiled}{hint}"
 
 
 __all__ = ["ENGINES", "Engine", "FAST", "PLAIN", "RebuildingConv2D", "SharedImageCols", "WinogradConv2D",
