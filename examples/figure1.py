@@ -4,12 +4,15 @@ with ReLUs than with tanh units (section 3.1).
     python examples/figure1.py                  # 3 seeds, both units; about 3 minutes on a 2-core CPU
     python examples/figure1.py --quick          # a first try: 1 seed, fewer images and epochs
     python examples/figure1.py --size 32 --lr 0.02 --lr-tanh 0.005 --out runs/figure1-32
+    python examples/figure1.py --cifar10 cifar-10-python.tar.gz     # the paper's data, if you have it
 
 The paper trained a four-layer convolutional network on CIFAR-10 (32x32 images, 10
 classes) and reached 25% training error six times faster with ReLUs than with tanh units;
 "no regularization of any kind was employed", and each network had the learning rate that
-trained it fastest. CIFAR-10 cannot be downloaded here, so the images are tinyalex's
-built-in shapes and textures, drawn at 24x24 pixels (``--size 32`` for CIFAR's size). The network is three convolutional
+trained it fastest. By default the images are tinyalex's built-in shapes and textures,
+drawn at 24x24 pixels (``--size 32`` for CIFAR's size); ``--cifar10 PATH`` trains on
+CIFAR-10 itself, read from the python archive that its page publishes (nothing is
+downloaded: docs/results.md says where to get it). The network is three convolutional
 layers and one fully-connected layer built from tinyalex's layers, the same for both
 units but for the non-linearity; both start from the same weights for a given seed and see
 the same batches. Both units get the same learning rate by default (``--lr``);
@@ -25,13 +28,13 @@ import json
 import time
 from pathlib import Path
 
-# tinyalex before NumPy: importing it tells OpenBLAS, before NumPy loads it, to let its
-# idle threads sleep (docs/kernels.md)
-from tinyalex import SGD, Conv2D, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh
-from tinyalex.datasets.synthetic import CLASSES, TRAIN, image_rng, render
-from tinyalex.datasets.images import resize_and_crop
+import numpy as np
 
-import numpy as np  # noqa: I001
+from tinyalex import SGD, Conv2D, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy, Tanh, engines
+from tinyalex.datasets import DatasetError
+from tinyalex.datasets.cifar10 import read_cifar10
+from tinyalex.datasets.images import resize_and_crop
+from tinyalex.datasets.synthetic import CLASSES, TRAIN, image_rng, render
 
 UNITS = {"relu": ReLU, "tanh": Tanh}
 THRESHOLD = 25.0          # % training error, the paper's dashed line
@@ -48,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, help="epochs per run (default 16)")
     p.add_argument("--per-class", type=int, help="training images per class (default 150)")
     p.add_argument("--classes", type=int, default=10, help=f"classes, 2 to {len(CLASSES)} (default 10)")
+    p.add_argument("--cifar10", type=Path, metavar="PATH",
+                   help="train on CIFAR-10, the paper's data: its python archive (cifar-10-python.tar.gz) or the "
+                        "folder it unpacks to; --per-class training images of each class (all: 5000), 32x32")
     p.add_argument("--size", type=int, default=24,
                    help="image side in pixels (default 24: CIFAR-10's 32 costs 1.8 times as long)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -63,6 +69,12 @@ def parse_args(argv=None):
     for name in ("seeds", "epochs", "per_class", "batch_size", "size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.cifar10 is not None:
+        if args.size != 24 and args.size != 32:
+            p.error("--size is 32 with --cifar10 (CIFAR-10's images are 32x32)")
+        args.size, args.classes = 32, 10
+        if args.per_class > 5000:
+            p.error("--per-class is at most 5000 with --cifar10 (CIFAR-10 has 5000 training images per class)")
     if not 2 <= args.classes <= len(CLASSES):
         p.error(f"--classes must be from 2 to {len(CLASSES)}")
     if args.batch_size > args.classes * args.per_class:
@@ -83,10 +95,23 @@ def builtin_images(classes, per_class, size, seed=0):
         for i in range(per_class):
             images.append(np.asarray(resize_and_crop(render(k, image_rng(seed, TRAIN, k, i)), size)))
             labels.append(k)
-    x = np.stack(images).astype(np.float32).transpose(0, 3, 1, 2)
+    return standardised(np.stack(images)), np.array(labels)
+
+
+def cifar10_images(path, per_class):
+    """The first ``per_class`` training images of each CIFAR-10 class, as
+    :func:`builtin_images` gives its images."""
+    images, labels, _ = read_cifar10(path)["train"]
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:per_class] for k in range(10)])
+    return standardised(images[chosen]), labels[chosen]
+
+
+def standardised(images):
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), the mean image subtracted, spread about 1."""
+    x = images.astype(np.float32).transpose(0, 3, 1, 2)
     x -= x.mean(axis=0)
     x /= x.std()
-    return x, np.array(labels)
+    return x
 
 
 def four_layer_net(unit, size, classes, seed):
@@ -147,7 +172,7 @@ def epochs_to_reach(errors, threshold):
     return None
 
 
-def draw(path, runs, threshold):
+def draw(path, runs, threshold, data="built-in data"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -164,7 +189,7 @@ def draw(path, runs, threshold):
     ax.set_xlabel("epochs")
     ax.set_ylabel("training error rate (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("Figure 1 at small scale: four-layer CNN, built-in data")
+    ax.set_title(f"Figure 1 at small scale: four-layer CNN, {data}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -194,11 +219,17 @@ def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    print(f"Figure 1 at small scale: {args.classes} built-in classes, {args.per_class} training images each, "
+    print("process settings: " + "; ".join(engines.tune_process()))
+    source = f"CIFAR-10 ({args.cifar10})" if args.cifar10 else "built-in"
+    print(f"Figure 1 at small scale: {args.classes} {source} classes, {args.per_class} training images each, "
           f"{args.size}x{args.size} pixels; {args.seeds} seed(s) x (ReLU, tanh), {args.epochs} epochs, batch "
           f"{args.batch_size}, SGD momentum 0.9, no weight decay, no dropout, no augmentation; learning rate "
           f"{args.lr} for ReLU and {args.lr_tanh or args.lr} for tanh", flush=True)
-    x, labels = builtin_images(args.classes, args.per_class, args.size)
+    try:
+        x, labels = (cifar10_images(args.cifar10, args.per_class) if args.cifar10
+                     else builtin_images(args.classes, args.per_class, args.size))
+    except DatasetError as error:
+        raise SystemExit(f"error: {error}")
     runs = []
     for seed in range(args.seeds):
         for unit in ("relu", "tanh"):
@@ -216,7 +247,7 @@ def main(argv=None):
     if ratios:
         print(f"  tanh / ReLU: mean {np.mean(ratios):.1f}x over {len(ratios)} seed(s) where both reached it "
               f"(min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
-    draw(args.out / "figure1.png", runs, args.threshold)
+    draw(args.out / "figure1.png", runs, args.threshold, "CIFAR-10" if args.cifar10 else "built-in data")
     seconds = time.perf_counter() - started
     (args.out / "figure1.json").write_text(json.dumps(
         {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

@@ -108,6 +108,10 @@ def parse_args(argv=None):
     p.add_argument("--data-out", type=Path, default=Path("data"),
                    help="where prepared files go (default: data/)")
     p.add_argument("--out", type=Path, default=Path("runs/alexnet"), help="output folder (default: runs/alexnet)")
+    p.add_argument("--net", choices=("paper", "builtin"),
+                   help="the paper's AlexNet (227-pixel crops; the default with --data or --imagenet), or the "
+                        "built-in run's smaller one and its recipe (131-pixel crops of images prepared at 144 or "
+                        "more; tinyalex/builtin.py): for CIFAR-10, an ImageNet subset or a CPU"),
     p.add_argument("--devices", default=None,
                    help='"cpu", a GPU id such as 0, or two ids such as 0,1 (default: the first GPU, else the CPU)')
     p.add_argument("--epochs", type=int_at_least(1), help=f"at most this many epochs (default: {PAPER.max_epochs})")
@@ -154,6 +158,9 @@ def prepare_data(args):
     train, val = PreparedSplit(folder / "train.h5"), PreparedSplit(folder / "val.h5")
     if val.wnids != train.wnids:
         raise SystemExit(f"error: {folder}: train.h5 and val.h5 have different classes")
+    if args.net == "builtin":
+        return (train, val, builtin.model_settings(**ablation_switches(args)), dict(builtin.RECIPE), builtin.EPOCHS,
+                builtin.TEN_CROP_EVERY)
     return train, val, ablation_switches(args), {}, None, None
 
 

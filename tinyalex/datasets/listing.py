@@ -1,6 +1,6 @@
 """Finds the images of an ImageNet-style folder and the class of each one.
 
-The layout read here (SRC is the folder given to `python -m datasets.prepare`):
+The layout read here (SRC is the folder given to `python datasets/prepare.py`):
 
     SRC/train/<wnid>/<name>.JPEG    one folder per class, named by its WordNet id
     SRC/val/<wnid>/<name>.JPEG      validation images in class folders, like train/,
