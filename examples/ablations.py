@@ -64,10 +64,18 @@ def parse_args(argv=None):
                    help="which variants (default: all); 'paper' is always run, as the reference")
     p.add_argument("--devices", default=None, help='"cpu", a GPU id, or two ids such as 0,1')
     p.add_argument("--data-out", type=Path, default=Path("data"), help="where the built-in data set goes")
-    p.add_argument("--out", type=Path, default=Path("runs/ablations"))
+    p.add_argument("--out", type=Path, help="default: runs/ablations, or runs/ablations-overfit")
+    p.add_argument("--regime", choices=("builtin", "overfit"), default="builtin",
+                   help="builtin: the built-in run's data and recipe; overfit: a tenth of its training images, "
+                        "a fixed learning rate and long runs, where a net can overfit (tinyalex/builtin.py: "
+                        "OVERFIT); default builtin")
     p.add_argument("--data-scale", type=float, default=1.0,
                    help="fraction of the built-in data set's images per class (for tests; default 1)")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = Path("runs/ablations" + ("-overfit" if args.regime == "overfit" else ""))
+    if args.regime == "overfit" and args.epochs is None:
+        args.epochs = builtin.OVERFIT["epochs"]
     for name, value in PRESETS["quick" if args.quick else "full"].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -95,13 +103,20 @@ def model_config(variant, num_classes, seed):
     return {"num_classes": num_classes, "seed": seed, **builtin.model_settings(**switches)}
 
 
+def recipe_for(args):
+    """The built-in run's recipe; in the overfitting regime with a fixed learning rate (the
+    plateau rule then needs more epochs without a new best than the run has)."""
+    recipe = replace(PAPER, **builtin.RECIPE)
+    return replace(recipe, patience=args.epochs + 1) if args.regime == "overfit" else recipe
+
+
 def run_one(variant, seed, args, train, val):
     """Train one variant with one seed (resuming if it was cut short) -> its final metrics."""
     _, trainer_options, _ = VARIANTS[variant]
     out = args.out / f"{variant}-seed{seed}"
     config = model_config(variant, train.num_classes, seed)
     model = AlexNet(devices=args.devices, **config)
-    recipe = replace(PAPER, **builtin.RECIPE)
+    recipe = recipe_for(args)
     trainer = Trainer(model, config, train, val, out, recipe=recipe, epochs=args.epochs, seed=seed,
                       ten_crop_every=args.epochs, **trainer_options)
     if (out / "checkpoint.npz").exists():
@@ -178,7 +193,12 @@ def main(argv=None):
 
 def study(args):
     started = time.perf_counter()
-    train, val = builtin.data(args.data_out, scale=args.data_scale)
+    sizes = {k: v for k, v in builtin.OVERFIT.items() if k != "epochs"} if args.regime == "overfit" else {}
+    train, val = builtin.data(args.data_out, scale=args.data_scale, **sizes)
+    if args.regime == "overfit":
+        print("The overfitting regime, because")
+        for reason in builtin.OVERFIT_REASONS:
+            print(f"  - {reason}")
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else []
     done = {(r["variant"], r["seed"], r["epochs"]) for r in results}
@@ -203,8 +223,74 @@ def study(args):
         + text + "\n")
     draw(args.out / "ablations.png", results, args.variants)
     print("\n" + text)
+    if args.regime == "overfit":
+        curves = {(r["variant"], r["seed"]): read_curve(args.out / f"{r['variant']}-seed{r['seed']}") for r in results}
+        lines = convergence_table(curves, args.variants)
+        with open(args.out / "ablations.md", "a") as file:
+            file.write("\n" + lines + "\n")
+        print("\n" + lines)
+        draw_curves(args.out / "curves.png", curves, args.variants)
+        print(f"training and validation error by epoch: {args.out / 'curves.png'}")
     print(f"\nwrote {args.out / 'ablations.md'} and {args.out / 'ablations.png'}; this call took {minutes:.1f} min")
     return results
+
+
+def read_curve(run_folder):
+    """A run's training and validation top-1 error (%) by epoch, from its metrics.jsonl."""
+    epochs = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {"train": [m["train_top1_error"] for m in epochs], "val": [m["val_top1_error"] for m in epochs]}
+
+
+def first_epoch_at_or_below(errors, threshold):
+    """The first epoch (1-based) whose error is at most ``threshold``, or None."""
+    return next((epoch for epoch, error in enumerate(errors, start=1) if error <= threshold), None)
+
+
+def convergence_table(curves, variants, threshold=10.0):
+    """Per variant, mean ± std over seeds: the errors at the end, their gap, and how soon the
+    run learned its training images (epochs to <= ``threshold``% training error) and reached
+    its best validation error."""
+    rows = ["| variant | seeds | train top-1 error at the end (%) | val top-1 error at the end (%) | gap (val - train) "
+            f"| epochs to {threshold:g}% training error | epoch of the best val error |", "|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        runs = [curve for (name, _), curve in sorted(curves.items()) if name == variant]
+        if not runs:
+            continue
+        train_end, val_end = mean_std([c["train"][-1] for c in runs]), mean_std([c["val"][-1] for c in runs])
+        gap = mean_std([c["val"][-1] - c["train"][-1] for c in runs])
+        reached = [first_epoch_at_or_below(c["train"], threshold) for c in runs]
+        best = mean_std([1 + min(range(len(c["val"])), key=c["val"].__getitem__) for c in runs])
+        reach_text = (f"{mean_std(reached)[0]:.0f} ± {mean_std(reached)[1]:.0f}" if None not in reached
+                      else f"not reached in {sum(r is None for r in reached)} of {len(runs)} runs")
+        rows.append(f"| {variant} | {len(runs)} | {train_end[0]:.1f} ± {train_end[1]:.1f} | {val_end[0]:.1f} ± "
+                    f"{val_end[1]:.1f} | {gap[0]:.1f} ± {gap[1]:.1f} | {reach_text} | {best[0]:.0f} ± {best[1]:.0f} |")
+    return "\n".join(rows)
+
+
+def draw_curves(path, curves, variants):
+    """Training (dashed) and validation (solid) error by epoch, one colour per variant, one
+    line per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for colour, variant in zip(("tab:blue", "tab:red", "tab:green", "tab:purple"), variants):
+        for index, ((name, seed), curve) in enumerate(sorted(curves.items())):
+            if name != variant:
+                continue
+            epochs = range(1, len(curve["val"]) + 1)
+            first = not any(n == variant for n, s in curves if s < seed)
+            ax.plot(epochs, curve["val"], "-", color=colour, linewidth=1, label=f"{variant}: validation" if first else None)
+            ax.plot(epochs, curve["train"], "--", color=colour, linewidth=1, label=f"{variant}: training" if first else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("top-1 error (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("few images, long runs: training (dashed) and validation (solid) error, one line per seed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

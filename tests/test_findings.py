@@ -105,3 +105,44 @@ def test_bad_ablation_values_are_refused(tmp_path):
         assert not (tmp_path / "never").exists()
     # a refused layer is refused with the reason
     assert "the only crossing between conv layers" in train("--out", tmp_path / "never", "--drop-conv", "conv3").stderr
+
+
+def test_the_overfitting_regime_keeps_its_learning_rate_and_reports_the_gap(tmp_path):
+    ablations = example("ablations")
+    args = ["--regime", "overfit", "--variants", "no-dropout", "--seeds", "1", "--epochs", "3", "--data-scale", "0.2",
+            "--data-out", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--devices", "cpu"]
+    results = ablations.main(args)
+    assert sorted(r["variant"] for r in results) == ["no-dropout", "paper"]
+    run = tmp_path / "out" / "paper-seed0"
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(epochs) == 3 and {m["lr_next"] for m in epochs} == {ablations.builtin.RECIPE["learning_rate"]}
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 0
+    assert "| gap (val - train) |" in (tmp_path / "out" / "ablations.md").read_text()
+
+
+def test_the_overfitting_regime_never_divides_the_learning_rate():
+    from tinyalex.sgd import PlateauSchedule
+
+    ablations = example("ablations")
+    args = ablations.parse_args(["--regime", "overfit", "--devices", "cpu"])
+    assert args.epochs == ablations.builtin.OVERFIT["epochs"] and args.out.name == "ablations-overfit"
+    recipe = ablations.recipe_for(args)
+    schedule = PlateauSchedule(recipe.learning_rate, recipe.lr_drop_factor, recipe.patience, recipe.max_lr_drops)
+    rates = [schedule.step(50.0) for _ in range(args.epochs)]   # never a new best after the first epoch
+    assert set(rates) == {recipe.learning_rate} and not schedule.finished
+    builtin_run = ablations.recipe_for(ablations.parse_args(["--devices", "cpu"]))
+    assert builtin_run.patience == ablations.builtin.RECIPE["patience"]
+
+
+def test_the_convergence_table_from_curves():
+    ablations = example("ablations")
+    assert ablations.first_epoch_at_or_below([50.0, 20.0, 9.0, 12.0], 10.0) == 3
+    assert ablations.first_epoch_at_or_below([50.0, 20.0], 10.0) is None
+    curves = {("paper", 0): {"train": [80.0, 30.0, 8.0], "val": [85.0, 40.0, 30.0]},
+              ("paper", 1): {"train": [70.0, 9.0, 4.0], "val": [80.0, 35.0, 36.0]},
+              ("no-dropout", 0): {"train": [60.0, 20.0, 15.0], "val": [70.0, 50.0, 55.0]}}
+    table = ablations.convergence_table(curves, ["paper", "no-dropout"])
+    # paper: ends 8 and 4 (mean 6.0, std 2.8), 30 and 36 (33.0 ± 4.2), gaps 22 and 32 (27.0 ± 7.1);
+    # 10% training error at epochs 3 and 2; best validation at epochs 3 and 2
+    assert "| paper | 2 | 6.0 ± 2.8 | 33.0 ± 4.2 | 27.0 ± 7.1 | 2 ± 1 | 2 ± 1 |" in table
+    assert "| no-dropout | 1 | 15.0 ± 0.0 | 55.0 ± 0.0 | 40.0 ± 0.0 | not reached in 1 of 1 runs | 2 ± 0 |" in table
