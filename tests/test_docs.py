@@ -1,4 +1,5 @@
-"""Every output printed in docs/ comes from code that runs here, so the docs cannot drift.
+"""Every output printed in docs/ comes from code that runs here, and every code excerpt is
+checked against the source it names (see "Code excerpts" below), so the docs cannot drift.
 
 Each script in docs/snippets/ starts with a line naming the page that shows its output:
 
