@@ -92,6 +92,8 @@ EXCERPT = re.compile(r"^<!-- excerpt: (\S+)(?: (\S+))? -->$")
 NOT_FROM_CODE = ("<!-- usage -->", "<!-- sketch -->")
 CODE_LANGUAGES = {"python", "cuda", "cpp", "c"}
 PAGES = sorted((ROOT / "docs").glob("*.md"))
+# Pages whose blocks are not marked yet: their test is expected to fail, and fails loudly
+# (strict xfail) once they are, so that the page is then taken out of this set.
 NOT_YET_MARKED = {"kernels.md"}
 
 
