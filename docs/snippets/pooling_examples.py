@@ -11,7 +11,6 @@ def indented(array):
 
 
 # An 8 x 11 plane: the two rounding rules differ along the rows, not along the columns.
-# (float: the ceil_mode path pads with -inf, which an integer array cannot hold)
 x = np.arange(88, dtype=np.float32).reshape(1, 1, 8, 11)
 floor, ceil = MaxPool2D(3, 2), MaxPool2D(3, 2, ceil_mode=True)
 out = floor.forward(x, train=False)
