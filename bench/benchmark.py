@@ -105,6 +105,7 @@ import numpy as np  # noqa: E402
 import tinyalex  # noqa: E402
 from tinyalex import PAPER  # noqa: E402
 from tinyalex.backend import check_device, on_device, to_device  # noqa: E402
+from tinyalex.layers import conv as conv_module  # noqa: E402
 
 from layer_timing import layer_by_layer_step  # noqa: E402
 
@@ -316,6 +317,9 @@ def op_times(runner, trunner, batch, repeats, rng):
     x, tx = inputs(shape)
     x, tx = (x * (x > 0)), (tx.clamp(min=0).requires_grad_() if trunner else None)
     lrn, pool = tinyalex.LRN(), tinyalex.MaxPool2D()
+    engine = runner.model.engine   # the passes the model's engine runs as compiled kernels on a CPU
+    for layer in (lrn, pool):
+        layer.cpu_kernels = tinyalex.engines.cpu_kernels(engine, type(layer))
     lrn_torch = (lambda t: F.local_response_norm(t, lrn.size, alpha=lrn.alpha * lrn.size, beta=lrn.beta, k=lrn.k))
     lrn_out, pool_out = lrn.forward(x), pool.forward(x)
     dlrn, dpool = to_device(rng.standard_normal(lrn_out.shape, dtype=np.float32), device), \
@@ -341,15 +345,32 @@ def op_times(runner, trunner, batch, repeats, rng):
         x, tx = inputs(shape)
         # the conv layer's own im2col and col2im: the path the library runs on this device
         conv = tinyalex.layers.Conv2D(shape[1], 1, k, stride, pad, device=device)
+        conv.cpu_kernels = tinyalex.engines.cpu_kernels(engine, tinyalex.layers.Conv2D)
         label = f"{layer} input {'x'.join(map(str, shape))}, k={k}, s={stride}, pad={pad}"
-        both(f"im2col / unfold, {label}", lambda: conv.im2col(x),
+        both(f"im2col / unfold, {label}", lambda: im2col_as_run(conv, x),
              trunner and (lambda: F.unfold(tx, k, padding=pad, stride=stride)))
-        cols = conv.im2col(x)
+        cols = im2col_as_run(conv, x)
         tcols = F.unfold(tx, k, padding=pad, stride=stride) if trunner else None
-        both(f"col2im / fold, {label}", lambda: conv.col2im(cols, shape),
+        both(f"col2im / fold, {label}", lambda: col2im_as_run(conv, cols, shape),
              trunner and (lambda: F.fold(tcols, shape[2:], k, padding=pad, stride=stride)))
         del x, tx, cols, tcols, conv
     return results
+
+
+def im2col_as_run(conv, x):
+    """The conv layer's im2col by the path its forward pass takes here (NumPy or kernel)."""
+    kernels = conv.kernels_for(x, "forward")
+    if kernels is None:
+        return conv_module.im2col(x, conv.kernel_size, conv.stride, conv.pad)
+    return conv_module.im2col_kernel(x, conv.kernel_size, conv.stride, conv.pad, kernels)
+
+
+def col2im_as_run(conv, cols, shape):
+    """The conv layer's col2im by the path its backward pass takes here (NumPy or kernel)."""
+    kernels = conv.kernels_for(cols, "backward")
+    if kernels is None:
+        return conv_module.col2im(cols, shape, conv.kernel_size, conv.stride, conv.pad)
+    return conv_module.col2im_kernel(cols, shape, conv.kernel_size, conv.stride, conv.pad, kernels)
 
 
 # Reporting -------------------------------------------------------------------------------
