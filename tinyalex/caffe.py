@@ -283,7 +283,6 @@ def load_caffemodel(path, device="cpu", *, bgr=False, engine=None, dtype="float3
         model.load_state_dict(state)
     except (KeyError, ValueError) as error:
         raise CaffeModelError(f"{path}: {error}")
-    model.channel_order = "BGR" if bgr else "RGB"
     return model
 
 
