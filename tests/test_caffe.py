@@ -17,10 +17,8 @@ from gradcheck import rel_error
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
-pytest.importorskip("google.protobuf")
-
-from tinyalex import caffe, plots  # noqa: E402
-from tinyalex.caffe import CaffeModelError, load_caffemodel  # noqa: E402
+from tinyalex import caffe, plots
+from tinyalex.caffe import CaffeModelError, load_caffemodel
 
 # widths small enough for a quick forward pass at the paper's 227 x 227 geometry
 CHANNELS, HIDDEN, CLASSES = (6, 8, 8, 8, 4), 10, 7
