@@ -2,7 +2,7 @@
 
     python examples/evaluate.py CHECKPOINT DATA [--train-h5 FILE] [--devices cpu|0|0,1]
                                 [--batch-size 128] [--no-ten-crop] [--json FILE]
-    python examples/evaluate.py --caffemodel FILE DATA [--synset-words FILE] [...]
+    python examples/evaluate.py --caffemodel FILE DATA [--synset-words FILE] [--mean FILE] [...]
 
 CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
 DATA: a prepared val.h5 (python datasets/prepare.py), or the folder holding it.
@@ -27,7 +27,9 @@ and with --json FILE also writes the numbers (in percent) to FILE.
 checkpoint, such as Caffe's bvlc_alexnet.caffemodel (tinyalex/caffe.py), on DATA prepared
 from the ILSVRC-2012 validation set: the images get Caffe's mean pixel instead of a
 train.h5's mean image, and the model's outputs are put in the order of the data's classes
-(Caffe's outputs are the 1000 wnids sorted, or in the order of --synset-words FILE). Caffe
+(Caffe's outputs are the 1000 wnids sorted, or in the order of --synset-words FILE);
+--mean FILE subtracts the mean image of Caffe's imagenet_mean.binaryproto instead, as Caffe
+did when it measured bvlc_alexnet. Caffe
 published 57.1% top-1 and 80.2% top-5 accuracy (42.9% and 19.8% error) for bvlc_alexnet's
 centre crop; the program prints them beside its own numbers.
 """
@@ -56,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--no-ten-crop", action="store_true", help="only the centre crop (ten times less work)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     p.add_argument("--caffemodel", type=Path, help="evaluate a trained Caffe model (bvlc_alexnet.caffemodel) instead")
+    p.add_argument("--mean", type=Path,
+                   help="with --caffemodel: Caffe's imagenet_mean.binaryproto, to subtract its mean image "
+                        "instead of its mean pixel")
     p.add_argument("--synset-words", type=Path,
                    help="with --caffemodel: Caffe's synset_words.txt, the wnids of its outputs in order "
                         "(default: the data's 1000 wnids sorted)")
@@ -97,7 +102,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (DatasetError, CheckpointError) as error:
+    except (DatasetError, CheckpointError, caffe.CaffeModelError) as error:
         raise SystemExit(f"error: {error}")
 
 
@@ -156,17 +161,16 @@ def run_caffemodel(args):
     except ValueError as error:
         raise SystemExit(f"--devices {error}")
     val = PreparedSplit(val_path)
-    try:
-        model = caffe.load_caffemodel(args.caffemodel, devices)
-        order = caffe.read_synset_words(args.synset_words)[0] if args.synset_words is not None else None
-        caffe.match_classes(model, val.wnids, order)
-    except caffe.CaffeModelError as error:
-        raise SystemExit(f"error: {error}")
+    model = caffe.load_caffemodel(args.caffemodel, devices)
+    order = caffe.read_synset_words(args.synset_words)[0] if args.synset_words is not None else None
+    caffe.match_classes(model, val.wnids, order)
     if val.stored_size < model.image_size:
         raise SystemExit(f"{val_path} holds {val.stored_size}-pixel images, smaller than the network's "
                          f"{model.image_size}-pixel crops")
     print(f"{args.caffemodel}: {model}; {len(val):,} images of {val_path} in {val.num_classes} classes")
-    augmenter = caffe.caffe_augmenter(val.stored_size, device=model.devices[0], crop=model.image_size)
+    mean_image = caffe.read_mean_binaryproto(args.mean) if args.mean is not None else None
+    augmenter = caffe.caffe_augmenter(val.stored_size, device=model.devices[0], crop=model.image_size,
+                                      mean_image=mean_image)
     result = evaluate(model, val, augmenter, args.batch_size, ten_crop=not args.no_ten_crop)
     print_errors(result)
     print(f"{'published':15s} {100 - 57.1:12.1f}% {100 - 80.2:12.1f}%   (Caffe's bvlc_alexnet, centre crop)")

@@ -1,6 +1,6 @@
 """The paper's pictures of a trained network, for Caffe's trained AlexNet: Figure 3 for real.
 
-    python examples/pictures.py --caffemodel FILE [--data DIR] [--synset-words FILE]
+    python examples/pictures.py --caffemodel FILE [--data DIR] [--synset-words FILE] [--mean FILE]
                                 [--out runs/bvlc_alexnet] [--devices cpu|0|0,1]
 
 --caffemodel FILE: a trained Caffe model of the paper's net, such as Caffe's
@@ -9,6 +9,8 @@
     optionally train.h5: with it the pictures of Figure 4 are drawn too.
 --synset-words FILE: Caffe's synset_words.txt, the wnids of the model's outputs in order
     (default: the data's 1000 wnids sorted, Caffe's order).
+--mean FILE: Caffe's imagenet_mean.binaryproto, whose mean image is subtracted instead of
+    Caffe's mean pixel.
 
 Writes into --out:
 
@@ -37,6 +39,9 @@ def parse_args(argv=None):
     p.add_argument("--caffemodel", type=Path, required=True,
                    help="a trained Caffe model of the paper's net, e.g. bvlc_alexnet.caffemodel")
     p.add_argument("--data", type=Path, help="folder with a prepared val.h5 (and train.h5) of ImageNet: Figure 4")
+    p.add_argument("--mean", type=Path,
+                   help="with --caffemodel: Caffe's imagenet_mean.binaryproto, to subtract its mean image "
+                        "instead of its mean pixel")
     p.add_argument("--synset-words", type=Path, help="Caffe's synset_words.txt: the wnids of the outputs in order")
     p.add_argument("--out", type=Path, default=Path("runs/bvlc_alexnet"), help="where the pictures go")
     p.add_argument("--devices", default=None,
@@ -76,7 +81,8 @@ def run(args):
         val = PreparedSplit(val_path)
         order = caffe.read_synset_words(args.synset_words)[0] if args.synset_words is not None else None
         caffe.match_classes(model, val.wnids, order)
-        augmenter = caffe.caffe_augmenter(val.stored_size, device=model.devices[0], crop=model.image_size)
+        augmenter = caffe.caffe_augmenter(val.stored_size, device=model.devices[0], crop=model.image_size,
+                                          mean_image=caffe.read_mean_binaryproto(args.mean) if args.mean else None)
         paths.append(plots.plot_predictions(model, val, augmenter, args.out / "predictions.png", count=8))
         train_path = args.data / "train.h5"
         if train_path.is_file():

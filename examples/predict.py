@@ -2,7 +2,7 @@
 
     python examples/predict.py CHECKPOINT IMAGE [IMAGE ...] (--data DIR | --train-h5 FILE)
                                [--top 5] [--center-only] [--devices cpu|0|0,1]
-    python examples/predict.py --caffemodel FILE [--synset-words FILE] IMAGE [IMAGE ...]
+    python examples/predict.py --caffemodel FILE [--synset-words FILE] [--mean FILE] IMAGE [IMAGE ...]
                                [--top 5] [--center-only] [--devices cpu|0|0,1]
 
 CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
@@ -25,7 +25,8 @@ section 4.1), or taken from the centre crop alone with --center-only. Output:
 --caffemodel FILE: classify with a trained Caffe model of the paper's net instead, such as
     Caffe's bvlc_alexnet.caffemodel (tinyalex/caffe.py, docs/results.md); every positional
     argument is then an image. Each image is prepared as Caffe's deploy did: resized to
-    256 x 256 (the aspect ratio is not kept), Caffe's mean pixel subtracted. The classes are
+    256 x 256 (the aspect ratio is not kept), Caffe's mean pixel subtracted (or the mean
+    image of --mean FILE, Caffe's imagenet_mean.binaryproto). The classes are
     named from --synset-words FILE (Caffe's synset_words.txt, one "wnid name" a line in the
     order of the outputs), or printed as "class k".
 
@@ -52,6 +53,9 @@ def parse_args(argv=None):
     p.add_argument("checkpoint", type=Path, help="checkpoint.npz of a training run (with --caffemodel: an image)")
     p.add_argument("images", type=Path, nargs="*", help="image files (JPEG, PNG, ...)")
     p.add_argument("--caffemodel", type=Path, help="a trained Caffe model of the paper's net, e.g. bvlc_alexnet.caffemodel")
+    p.add_argument("--mean", type=Path,
+                   help="with --caffemodel: Caffe's imagenet_mean.binaryproto, to subtract its mean image "
+                        "instead of its mean pixel")
     p.add_argument("--synset-words", type=Path, help="with --caffemodel: Caffe's synset_words.txt, to name the classes")
     training = p.add_mutually_exclusive_group()
     training.add_argument("--data", type=Path, help="folder with the prepared train.h5 the network was trained on")
@@ -76,7 +80,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (DatasetError, CheckpointError) as error:
+    except (DatasetError, CheckpointError, caffe.CaffeModelError) as error:
         raise SystemExit(f"error: {error}")
 
 
@@ -123,17 +127,15 @@ def run_caffemodel(args):
         devices = parse_devices(args.devices)
     except ValueError as error:
         raise SystemExit(f"--devices {error}")
-    try:
-        model = caffe.load_caffemodel(args.caffemodel, devices)
-        names = [f"class {k}" for k in range(model.num_classes)]
-        if args.synset_words is not None:
-            wnids, names = caffe.read_synset_words(args.synset_words)
-            if len(names) != model.num_classes:
-                raise SystemExit(f"error: {args.synset_words} names {len(names)} classes, the model has "
-                                 f"{model.num_classes} outputs")
-    except caffe.CaffeModelError as error:
-        raise SystemExit(f"error: {error}")
-    augmenter = caffe.caffe_augmenter(device=model.devices[0])
+    model = caffe.load_caffemodel(args.caffemodel, devices)
+    names = [f"class {k}" for k in range(model.num_classes)]
+    if args.synset_words is not None:
+        names = caffe.read_synset_words(args.synset_words)[1]
+        if len(names) != model.num_classes:
+            raise SystemExit(f"error: {args.synset_words} names {len(names)} classes, the model has "
+                             f"{model.num_classes} outputs")
+    mean_image = caffe.read_mean_binaryproto(args.mean) if args.mean is not None else None
+    augmenter = caffe.caffe_augmenter(device=model.devices[0], mean_image=mean_image)
     return classify(images, caffe.load_image_like_caffe, model, augmenter, names, min(args.top, model.num_classes),
                     not args.center_only)
 

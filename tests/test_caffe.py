@@ -352,3 +352,30 @@ def test_colour_shares():
     colour = np.concatenate([pattern, -pattern, 0 * pattern], axis=1)     # energy 2 |p|^2, no grey part
     half = grey + colour * np.sqrt(3 / 2)                                 # 3 |p|^2 of each
     assert plots.colour_shares(np.concatenate([grey, colour, half])) == pytest.approx([0, 1, 0.5])
+
+
+def test_evaluate_caffemodel_with_caffes_mean_image(caffe_files, weights, tmp_path):
+    # a mean image of Caffe's file format: a BlobProto (1, 3, 256, 256), BGR, legacy shape
+    mean_bgr = np.random.default_rng(4).uniform(80, 160, size=(3, 256, 256)).astype(np.float32)
+    blob = caffe.messages()["BlobProto"]()
+    fill_blob(blob, mean_bgr[None], legacy=True)
+    mean_file = tmp_path / "imagenet_mean.binaryproto"
+    mean_file.write_bytes(blob.SerializeToString())
+    report = tmp_path / "result.json"
+    done = example("evaluate.py", "--caffemodel", caffe_files["model"], caffe_files["data"], "--devices", "cpu",
+                   "--no-ten-crop", "--mean", mean_file, "--json", report)
+    assert done.returncode == 0, done.stderr
+    images = caffe_files["images"]
+    x = images[:, 14:241, 14:241, ::-1].transpose(0, 3, 1, 2).astype(np.float64) - mean_bgr[None, :, 14:241, 14:241]
+    p = softmax_rows(caffe_forward(weights, x.astype(np.float32)))
+    truth = np.array([WNIDS.index(caffe_files["data_wnids"][label]) for label in caffe_files["labels"]])
+    assert json.loads(report.read_text())["loss"] == pytest.approx(-np.mean(np.log(p[np.arange(7), truth])), rel=1e-4)
+
+    small = tmp_path / "small.binaryproto"
+    blob = caffe.messages()["BlobProto"]()
+    fill_blob(blob, mean_bgr[None, :, :250, :250].copy(), legacy=False)
+    small.write_bytes(blob.SerializeToString())
+    done = example("evaluate.py", "--caffemodel", caffe_files["model"], caffe_files["data"], "--devices", "cpu",
+                   "--mean", small)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["error: a 250-pixel mean image for 256-pixel images"]

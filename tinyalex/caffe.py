@@ -294,14 +294,38 @@ def caffe_mean(bgr=False):
     return mean if bgr else mean[::-1].copy()
 
 
-def caffe_augmenter(size=CAFFE_SIZE, device="cpu", crop=227):
+def read_mean_binaryproto(path):
+    """Caffe's mean image file (``imagenet_mean.binaryproto``: a BlobProto (1, 3, 256, 256),
+    BGR, on the 0..255 scale) -> (256, 256, 3) float32 in RGB order, for :func:`caffe_augmenter`.
+    ``bvlc_alexnet`` was trained and validated with this mean image, its deploy example
+    with the mean pixel."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as error:
+        raise CaffeModelError(f"{path}: cannot read it ({error.strerror})")
+    blob = messages()["BlobProto"]()
+    try:
+        blob.ParseFromString(data)
+    except Exception as error:  # protobuf's DecodeError
+        raise CaffeModelError(f"{path}: not a Caffe mean file (a BlobProto message): {error}")
+    mean = with_dims(blob_array(blob), 3, f"{path}'s mean image")
+    if mean.shape[0] != 3 or mean.shape[1] != mean.shape[2]:
+        raise CaffeModelError(f"{path}: a mean image of shape {mean.shape}, not 3 square colour planes")
+    return np.ascontiguousarray(mean[::-1].transpose(1, 2, 0))
+
+
+def caffe_augmenter(size=CAFFE_SIZE, device="cpu", crop=227, mean_image=None):
     """An :class:`~tinyalex.data.Augmenter` whose ``center_crop`` and ``ten_crops`` turn
     uint8 RGB images (N, size, size, 3) into the input of :func:`load_caffemodel`'s model:
-    float32 RGB on the 0..255 scale minus Caffe's mean. Caffe's deploy took the same crops:
-    the centre, or the ten of the paper's test procedure (its "oversample")."""
+    float32 RGB on the 0..255 scale minus Caffe's mean pixel, or minus ``mean_image``
+    (size, size, 3) RGB (:func:`read_mean_binaryproto`). Caffe took the same crops: the
+    centre, or the ten of the paper's test procedure (its "oversample")."""
     from .data import Augmenter
 
-    mean_image = np.broadcast_to(caffe_mean(), (size, size, 3))
+    if mean_image is None:
+        mean_image = np.broadcast_to(caffe_mean(), (size, size, 3))
+    elif mean_image.shape != (size, size, 3):
+        raise CaffeModelError(f"a {mean_image.shape[0]}-pixel mean image for {size}-pixel images")
     return Augmenter(mean_image, np.zeros(3), np.eye(3), device=device, crop=crop)
 
 
