@@ -379,3 +379,11 @@ def test_evaluate_caffemodel_with_caffes_mean_image(caffe_files, weights, tmp_pa
                    "--mean", small)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == ["error: a 250-pixel mean image for 256-pixel images"]
+
+
+def test_bvlc_alexnets_lrn_constants_with_caffes_defaults(tmp_path, weights):
+    # bvlc_alexnet's files give local_size, alpha and beta; k is Caffe's default, 1
+    path = write_caffemodel(tmp_path / "m.caffemodel", weights, "v1", lrn=dict(local_size=5, alpha=1e-4, beta=0.75))
+    _, lrn = caffe.read_caffemodel(path)
+    assert (lrn.size, lrn.k, lrn.beta, lrn.reads) == (5, 1.0, 0.75, "both")
+    assert lrn.alpha == pytest.approx(2e-5, rel=1e-6)     # Caffe's alpha / n: per squared term
