@@ -126,8 +126,9 @@ def build_messages():
                 proto.default_value = default
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}"))
-            for name in MESSAGES}
+    # protobuf 4.21 has no GetMessageClass: a MessageFactory makes the classes there
+    make_class = getattr(message_factory, "GetMessageClass", None) or message_factory.MessageFactory(pool).GetPrototype
+    return {name: make_class(pool.FindMessageTypeByName(f"caffe.{name}")) for name in MESSAGES}
 
 
 _messages = None
