@@ -387,3 +387,19 @@ def test_bvlc_alexnets_lrn_constants_with_caffes_defaults(tmp_path, weights):
     _, lrn = caffe.read_caffemodel(path)
     assert (lrn.size, lrn.k, lrn.beta, lrn.reads) == (5, 1.0, 0.75, "both")
     assert lrn.alpha == pytest.approx(2e-5, rel=1e-6)     # Caffe's alpha / n: per squared term
+
+
+def test_prepare_image_is_caffes_centre_crop_minus_the_mean_pixel(tmp_path):
+    image = np.random.default_rng(6).integers(0, 256, size=(256, 256, 3)).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "photo.png")     # already 256 x 256: nothing resampled
+    crop = image[14:241, 14:241].astype(np.float64)         # Caffe's centre: offset (256 - 227) // 2
+    rgb = (crop - np.array(caffe.CAFFE_MEAN_BGR)[::-1]).transpose(2, 0, 1)[None]
+    assert np.allclose(caffe.prepare_image(tmp_path / "photo.png"), rgb, atol=1e-4)
+    assert np.allclose(caffe.prepare_image(tmp_path / "photo.png", bgr=True), rgb[:, ::-1], atol=1e-4)
+    # a 512 x 256 ramp from 0 to 255, left to right: squashed to 256 x 256 it is still a ramp
+    # from 0 to 255 (the central square would run from 64 to 191)
+    ramp = np.repeat(np.repeat(np.arange(256, dtype=np.uint8), 2)[None, :, None], 256, axis=0)
+    Image.fromarray(np.repeat(ramp, 3, axis=2)).save(tmp_path / "wide.png")
+    squashed = caffe.load_image_like_caffe(tmp_path / "wide.png")
+    assert squashed.shape == (256, 256, 3)
+    assert np.abs(squashed[128, :, 0].astype(int) - np.arange(256)).max() <= 2
