@@ -2,6 +2,7 @@
 
     python examples/evaluate.py CHECKPOINT DATA [--train-h5 FILE] [--devices cpu|0|0,1]
                                 [--batch-size 128] [--no-ten-crop] [--json FILE]
+    python examples/evaluate.py --caffemodel FILE DATA [--synset-words FILE] [--mean FILE] [...]
 
 CHECKPOINT: a checkpoint.npz written by examples/train_imagenet.py.
 DATA: a prepared val.h5 (python datasets/prepare.py), or the folder holding it.
@@ -21,6 +22,16 @@ Prints a table like
     ten crops              40.80%        18.50%
 
 and with --json FILE also writes the numbers (in percent) to FILE.
+
+--caffemodel FILE evaluates a trained Caffe model of the paper's net instead of a
+checkpoint, such as Caffe's bvlc_alexnet.caffemodel (tinyalex/caffe.py), on DATA prepared
+from the ILSVRC-2012 validation set: the images get Caffe's mean pixel instead of a
+train.h5's mean image, and the model's outputs are put in the order of the data's classes
+(Caffe's outputs are the 1000 wnids sorted, or in the order of --synset-words FILE);
+--mean FILE subtracts the mean image of Caffe's imagenet_mean.binaryproto instead, as Caffe
+did when it measured bvlc_alexnet. Caffe
+published 57.1% top-1 and 80.2% top-5 accuracy (42.9% and 19.8% error) for bvlc_alexnet's
+centre crop; the program prints them beside its own numbers.
 """
 
 import argparse
@@ -28,7 +39,7 @@ import json
 import sys
 from pathlib import Path
 
-from tinyalex import DatasetError
+from tinyalex import DatasetError, caffe
 from tinyalex.backend import parse_devices
 from tinyalex.data import Augmenter, PreparedSplit
 from tinyalex.training import CheckpointError, evaluate, model_from_checkpoint
@@ -36,7 +47,7 @@ from tinyalex.training import CheckpointError, evaluate, model_from_checkpoint
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path, help="checkpoint.npz of a training run")
+    p.add_argument("checkpoint", type=Path, nargs="?", help="checkpoint.npz of a training run")
     p.add_argument("data", type=Path, help="a prepared val.h5, or the folder holding it")
     p.add_argument("--train-h5", type=Path,
                    help="the prepared train.h5 whose mean image the network was trained with "
@@ -46,6 +57,13 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass (default: 128)")
     p.add_argument("--no-ten-crop", action="store_true", help="only the centre crop (ten times less work)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--caffemodel", type=Path, help="evaluate a trained Caffe model (bvlc_alexnet.caffemodel) instead")
+    p.add_argument("--mean", type=Path,
+                   help="with --caffemodel: Caffe's imagenet_mean.binaryproto, to subtract its mean image "
+                        "instead of its mean pixel")
+    p.add_argument("--synset-words", type=Path,
+                   help="with --caffemodel: Caffe's synset_words.txt, the wnids of its outputs in order "
+                        "(default: the data's 1000 wnids sorted)")
     return p.parse_args(argv)
 
 
@@ -84,11 +102,22 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except (DatasetError, CheckpointError) as error:
+    except (DatasetError, CheckpointError, caffe.CaffeModelError) as error:
         raise SystemExit(f"error: {error}")
 
 
+def print_errors(result):
+    print(f"{'':15s} {'top-1 error':>13s} {'top-5 error':>13s}")
+    print(f"{'centre crop':15s} {result['top1_error']:12.2f}% {result['top5_error']:12.2f}%")
+    if "top1_error_10crop" in result:
+        print(f"{'ten crops':15s} {result['top1_error_10crop']:12.2f}% {result['top5_error_10crop']:12.2f}%")
+
+
 def run(args):
+    if args.caffemodel is not None:
+        return run_caffemodel(args)
+    if args.checkpoint is None:
+        raise SystemExit("give a CHECKPOINT and the DATA, or --caffemodel FILE and the DATA")
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     val_path, train_path = find_files(args.data, args.train_h5)
@@ -111,13 +140,43 @@ def run(args):
     augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size)
     result = evaluate(model, val, augmenter, args.batch_size, ten_crop=not args.no_ten_crop)
 
-    print(f"{'':15s} {'top-1 error':>13s} {'top-5 error':>13s}")
-    print(f"{'centre crop':15s} {result['top1_error']:12.2f}% {result['top5_error']:12.2f}%")
-    if "top1_error_10crop" in result:
-        print(f"{'ten crops':15s} {result['top1_error_10crop']:12.2f}% {result['top5_error_10crop']:12.2f}%")
+    print_errors(result)
     if args.json is not None:
         report = {"checkpoint": str(args.checkpoint), "data": str(val_path), "images": len(val),
                   "classes": val.num_classes, "trained": trained(meta), **result}
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written to {args.json}")
+    return 0
+
+
+def run_caffemodel(args):
+    """DATA's val.h5 classified by a caffemodel, its images prepared as Caffe's were."""
+    if args.checkpoint is not None:
+        raise SystemExit("give either a CHECKPOINT or --caffemodel, not both")
+    val_path = args.data / "val.h5" if args.data.is_dir() else args.data
+    if not val_path.exists():
+        raise SystemExit(f"{val_path}: no such file (DATA is a prepared val.h5 or the folder holding it)")
+    try:
+        devices = parse_devices(args.devices)
+    except ValueError as error:
+        raise SystemExit(f"--devices {error}")
+    val = PreparedSplit(val_path)
+    model = caffe.load_caffemodel(args.caffemodel, devices)
+    order = caffe.read_synset_words(args.synset_words)[0] if args.synset_words is not None else None
+    caffe.match_classes(model, val.wnids, order)
+    if val.stored_size < model.image_size:
+        raise SystemExit(f"{val_path} holds {val.stored_size}-pixel images, smaller than the network's "
+                         f"{model.image_size}-pixel crops")
+    print(f"{args.caffemodel}: {model}; {len(val):,} images of {val_path} in {val.num_classes} classes")
+    mean_image = caffe.read_mean_binaryproto(args.mean) if args.mean is not None else None
+    augmenter = caffe.caffe_augmenter(val.stored_size, device=model.devices[0], crop=model.image_size,
+                                      mean_image=mean_image)
+    result = evaluate(model, val, augmenter, args.batch_size, ten_crop=not args.no_ten_crop)
+    print_errors(result)
+    print(f"{'published':15s} {100 - 57.1:12.1f}% {100 - 80.2:12.1f}%   (Caffe's bvlc_alexnet, centre crop)")
+    if args.json is not None:
+        report = {"caffemodel": str(args.caffemodel), "data": str(val_path), "images": len(val),
+                  "classes": val.num_classes, **result}
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"written to {args.json}")
     return 0

@@ -8,7 +8,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tinyalex import SGD, AlexNet, SoftmaxCrossEntropy, engines, to_numpy
 from tinyalex.kernels.native import find_compiler
 from tinyalex.layers import LRN, Conv2D, MaxPool2D, Tanh
-from tinyalex.model import PAPER_LAYERS, architecture, fan_ins, paper_gain_weight_std, walk
+from tinyalex.model import PAPER_LAYERS, LRNSpec, architecture, fan_ins, paper_gain_weight_std, walk
 
 SMALL = dict(image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)  # conv1 15x15, pool5 1x1
 
@@ -288,7 +288,9 @@ def test_two_columns_equal_one_grouped_column(switches):
 
 # Gradients of the whole (scaled-down) model ------------------------------------------------
 
-@pytest.mark.parametrize("switches", [{}, {"drop_conv": "conv4"}], ids=["paper", "no-conv4"])
+@pytest.mark.parametrize("switches", [{}, {"drop_conv": "conv4"},
+                                      {"lrn": LRNSpec(k=1.0, alpha=0.5, reads="both")}],
+                         ids=["paper", "no-conv4", "lrn-across-columns"])
 def test_model_gradients(switches):
     # weights of 0.1 keep the loss near log(5): at 0.2 the net without conv4 saturates the
     # softmax, and some gradients fall to 1e-7, below what central differences resolve

@@ -25,7 +25,10 @@ On one device this is the familiar one-column AlexNet with grouped convolutions
 merged view, column a first, so weights can be compared with other frameworks. One
 detail differs from Caffe's and PyTorch's one-column nets: as on the paper's two GPUs,
 each column's LRN normalizes over its own half of the channels, so the channels next to
-the boundary between the halves (within size//2 of it) see a shorter window.
+the boundary between the halves (within size//2 of it) see a shorter window. An
+:class:`LRNSpec` with ``reads="both"`` gives the one-column nets' LRN instead, over the
+whole stack of channels: a crossing in front of each LRN (:mod:`tinyalex.caffe` builds
+Caffe's ``bvlc_alexnet`` so).
 """
 
 from dataclasses import dataclass, replace
@@ -35,7 +38,32 @@ import numpy as np
 from . import engines
 from .backend import array_module, check_device, default_device, on_device, to_device, to_numpy
 from .layers import LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, Tanh
+from .layers.lrn import WholeStackLRN
 from .layers.conv import exact_output_size, output_size
+
+
+@dataclass(frozen=True)
+class LRNSpec:
+    """The constants of a local response normalization (section 3.3) and the channels it sees.
+
+    ``alpha`` multiplies each squared term, as the paper writes it (Caffe's and PyTorch's
+    alpha is ``size`` times larger). ``reads``: "own", each column normalizes its own
+    channels, as on the paper's two GPUs; "both", the window runs across the boundary
+    between the columns, as in a one-device net (Caffe's ``bvlc_alexnet``).
+    """
+
+    size: int = 5
+    k: float = 2.0
+    alpha: float = 1e-4
+    beta: float = 0.75
+    reads: str = "own"
+
+    def __post_init__(self):
+        if self.reads not in ("own", "both"):
+            raise ValueError(f"an LRN reads its 'own' column's channels or 'both' columns', not {self.reads!r}")
+
+
+PAPER_LRN = LRNSpec()   # k = 2, n = 5, alpha = 1e-4, beta = 0.75, per column
 
 
 @dataclass(frozen=True)
@@ -48,7 +76,8 @@ class LayerSpec:
     reads: where the input comes from: "image"; "own", the layer's own column only (a
         grouped convolution on one device); or "both", every column's output (a crossing).
     activation: "relu", "tanh", or None (the classifier).
-    lrn: local response normalization after the activation (section 3.3).
+    lrn: the :class:`LRNSpec` of the local response normalization after the activation
+        (section 3.3), or False for none.
     pool: (size, stride) of the max-pooling after it, or None (section 3.4).
     dropout: the probability of dropping an output, 0 for none (section 4.2).
     positive_bias: starts with the positive bias (the paper's 1) rather than 0 (section 5).
@@ -61,7 +90,7 @@ class LayerSpec:
     pad: int = 0
     reads: str = "own"
     activation: str | None = "relu"
-    lrn: bool = False
+    lrn: LRNSpec | bool = False
     pool: tuple | None = None
     dropout: float = 0.0
     positive_bias: bool = False
@@ -80,8 +109,8 @@ class LayerSpec:
 # row is the classifier, which is not split between the columns.
 PAPER_LAYERS = (
     #          name    width kernel stride pad  reads    what follows it
-    LayerSpec("conv1",    96,  11,    4,    0, "image", lrn=True, pool=(3, 2)),
-    LayerSpec("conv2",   256,   5,    1,    2, "own",   lrn=True, pool=(3, 2), positive_bias=True),
+    LayerSpec("conv1",    96,  11,    4,    0, "image", lrn=PAPER_LRN, pool=(3, 2)),
+    LayerSpec("conv2",   256,   5,    1,    2, "own",   lrn=PAPER_LRN, pool=(3, 2), positive_bias=True),
     LayerSpec("conv3",   384,   3,    1,    1, "both"),
     LayerSpec("conv4",   384,   3,    1,    1, "own",   positive_bias=True),
     LayerSpec("conv5",   256,   3,    1,    1, "own",   pool=(3, 2), positive_bias=True),
@@ -123,7 +152,8 @@ def architecture(num_classes=1000, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN,
     """The table with these widths and switches; every default is the paper's.
 
     Each switch changes entries of :data:`PAPER_LAYERS` rather than adding a branch to the
-    model: ``activation`` every activation, ``lrn=False`` removes both LRN layers,
+    model: ``activation`` every activation, ``lrn=False`` removes both LRN layers and an
+    :class:`LRNSpec` gives both its constants (True keeps the paper's),
     ``pool`` sets every max-pooling's (size, stride), ``dropout`` both dropout layers.
     ``drop_conv`` removes the row of one middle conv layer (section 7: "removing any of the
     middle layers results in a loss of about 2% for the top-1 performance"); ``channels``
@@ -152,7 +182,7 @@ def architecture(num_classes=1000, channels=PAPER_CHANNELS, hidden=PAPER_HIDDEN,
             continue
         table.append(replace(spec, width=widths[spec.name],
                              activation=spec.activation and activation,
-                             lrn=spec.lrn and lrn,
+                             lrn=spec.lrn and (spec.lrn if lrn is True else lrn),
                              pool=spec.pool and pool,
                              dropout=spec.dropout and dropout))
     return tuple(table)
@@ -216,6 +246,14 @@ def schedule(layers):
             yield f"drop{n}", "dropout", spec
         if spec.is_conv and i + 1 < len(layers) and not layers[i + 1].is_conv:
             yield "flatten", "flatten", spec
+
+
+def crosses(kind, spec):
+    """Whether the step ``(kind, spec)`` of :func:`schedule` reads every column's output, so
+    that a new stage of each column begins there, behind a crossing."""
+    if kind == "weights":
+        return spec.reads == "both"
+    return kind == "lrn" and spec.lrn.reads == "both"
 
 
 def fan_ins(layers, image_size, columns):
@@ -328,9 +366,10 @@ class Column:
 
     def __init__(self, name, device, layers, shapes, columns, rng, weight_std, positive_bias, dtype, hooks):
         self.name, self.device = name, device
+        self.index = "ab".index(name)
         stages = []
         for layer_name, kind, spec in schedule(layers):
-            if kind == "weights" and (not stages or spec.reads == "both"):
+            if not stages or crosses(kind, spec):
                 stages.append({})
             stages[-1][layer_name] = self.make_layer(kind, spec, shapes[spec.name], columns, rng, weight_std,
                                                      positive_bias, dtype)
@@ -350,7 +389,10 @@ class Column:
         if kind == "activation":
             return ACTIVATIONS[spec.activation]()
         if kind == "lrn":
-            return LRN()
+            lrn = spec.lrn
+            if lrn.reads == "both":
+                return WholeStackLRN(self.index, columns, lrn.size, lrn.k, lrn.alpha, lrn.beta)
+            return LRN(lrn.size, lrn.k, lrn.alpha, lrn.beta)
         if kind == "pool":
             return MaxPool2D(*spec.pool)
         if kind == "dropout":
@@ -377,7 +419,8 @@ class AlexNet:
     image_size, channels, hidden: the geometry; the defaults are the paper's. A smaller
         net with the same structure (for tests or a laptop) changes these.
     activation, lrn, pool, columns: the paper's ablations, each a change to the table
-        (:func:`architecture`): "relu" or "tanh"; LRN or not; the max-pooling's
+        (:func:`architecture`): "relu" or "tanh"; LRN or not (or an :class:`LRNSpec`:
+        other constants, or Caffe's LRN across the columns); the max-pooling's
         (size, stride), (3, 2) overlapping or (2, 2) not; 2 columns, or 1 column holding
         all of ``channels`` and ``hidden`` with no crossings and no groups (the one-GPU net;
         the paper's one-GPU baseline of section 3.2 is ``columns=1`` with half the kernels
@@ -435,8 +478,10 @@ class AlexNet:
                           weight_std=std_of(weight_std, classifier.name), rng=rng, device=self.devices[0],
                           dtype=self.dtype)
         # the crossing in front of each later stage, and in front of the classifier, by
-        # the layer that reads it: "cross3", "cross6", "cross7", "cross8"
-        self.crossings = [f"cross{spec.number}" for spec in self.layers if spec.reads == "both"]
+        # the layer that reads it: "cross3", "cross6", "cross7", "cross8" (and "cross_lrn1",
+        # "cross_lrn2" where the LRN reads both columns)
+        self.crossings = [f"cross{spec.number}" if kind == "weights" else f"cross_{name}"
+                          for name, kind, spec in schedule(self.layers) if crosses(kind, spec)]
         engines.build(self, self.engine)
 
     # Forward and backward ----------------------------------------------------------------

@@ -161,6 +161,18 @@ def conv1_weights(state_dict_or_model):
     return np.concatenate([to_numpy(column.layer("conv1").weight) for column in model.columns])
 
 
+def colour_shares(kernels):
+    """(K, 3, h, w) kernels -> (K,): the share of each kernel's variation that differs between
+    its colour channels, ||w - grey||^2 / ||w - mean||^2, where grey is the mean of the three
+    channels at each pixel and mean the kernel's one mean. 0 for a colour-agnostic kernel (the
+    same pattern in R, G and B: grey in the picture), near 1 for one that only tells colours
+    apart; the paper's Figure 3 has one column of each kind."""
+    kernels = kernels.astype(np.float64)
+    grey = kernels.mean(axis=1, keepdims=True)
+    spread = ((kernels - kernels.mean(axis=(1, 2, 3), keepdims=True)) ** 2).sum(axis=(1, 2, 3))
+    return ((kernels - grey) ** 2).sum(axis=(1, 2, 3)) / np.maximum(spread, 1e-30)
+
+
 def kernel_mosaic(kernels, per_row):
     """(K, 3, h, w) kernels -> one RGB image (rows * (h+1) + 1, per_row * (w+1) + 1, 3) with white
     lines between them; each kernel is stretched to 0..1 on its own (min -> 0, max -> 1)."""
@@ -182,7 +194,8 @@ def plot_conv1_kernels(state_dict_or_model, path):
     state_dict_or_model: an :class:`~tinyalex.model.AlexNet`, or a state dict holding
         ``conv1.weight`` (K, 3, 11, 11) with column a's K/2 kernels first.
 
-    Each column's K/2 kernels fill rows of ``n = min(16, K/2)``; with ``r = ceil(K/2 / n)``
+    Each column's title gives the median of its kernels' :func:`colour_shares`. Each
+    column's K/2 kernels fill rows of ``n = min(16, K/2)``; with ``r = ceil(K/2 / n)``
     rows per column the picture is ``max(60 n + 40, 500)`` x ``2 (60 r + 50) + 70`` pixels
     (96 kernels: 1000 x 530; 24 kernels: 760 x 290).
     """
@@ -197,6 +210,9 @@ def plot_conv1_kernels(state_dict_or_model, path):
                     "each kernel stretched to 0..1 from its own min..max", fontsize=10)
     blocks = ((kernels[:half], f"column a: the first {half} kernels"),
               (kernels[half:], f"column b: the last {count - half} kernels"))
+    # how colourful each column is, in one number (colour_shares: 0 grey, 1 pure colour)
+    blocks = [(block, f"{title}; median colour share {np.median(colour_shares(block)):.2f}")
+              for block, title in blocks]
     for axes, (block, title) in zip(figure.subplots(2, 1), blocks):
         axes.imshow(kernel_mosaic(block, per_row), interpolation="nearest")
         axes.set_title(title, fontsize=9)

@@ -104,3 +104,38 @@ class LRN(Layer):
 
     def __repr__(self):
         return f"LRN(size={self.size}, k={self.k}, alpha={self.alpha}, beta={self.beta})"
+
+
+class WholeStackLRN(LRN):
+    """One column's part of an LRN over every column's channels: x (N, C, H, W), the
+    columns' outputs side by side -> out (N, C / parts, H, W), channels ``part`` of ``parts``.
+
+    On the paper's two GPUs each column normalizes its own channels. A net written for one
+    device (Caffe's ``bvlc_alexnet``) normalizes the whole stack at once, so the windows of
+    the channels next to the boundary between the columns reach into the other column. Each
+    column computes the whole stack's ``scale`` and ``out`` and keeps its own channels.
+    """
+
+    def __init__(self, part, parts, size=5, k=2.0, alpha=1e-4, beta=0.75):
+        super().__init__(size, k, alpha, beta)
+        self.part, self.parts = part, parts
+
+    def own(self, channels):
+        width = channels // self.parts
+        return slice(self.part * width, (self.part + 1) * width)
+
+    def forward(self, x, train=True):
+        out = super().forward(x, train)
+        return get_array_module(out).ascontiguousarray(out[:, self.own(out.shape[1])])
+
+    def backward(self, dout):
+        self.check_saved(self.x)
+        # forward: out = whole-stack LRN(x)[:, own]; the other columns' outputs get no gradient here
+        xp = get_array_module(dout)
+        whole = xp.zeros_like(self.x)
+        whole[:, self.own(whole.shape[1])] = dout
+        return super().backward(whole)
+
+    def __repr__(self):
+        return (f"WholeStackLRN(part={self.part}, parts={self.parts}, size={self.size}, k={self.k}, "
+                f"alpha={self.alpha}, beta={self.beta})")
