@@ -38,7 +38,7 @@ from pathlib import Path
 
 from tinyalex import PAPER, AlexNet, builtin
 from tinyalex.backend import parse_devices
-from tinyalex.engines import tune_process
+from tinyalex.engines import BlasThreads, tune_process
 from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.training import Trainer
 
@@ -118,7 +118,7 @@ def run_one(variant, seed, args, train, val):
     model = AlexNet(devices=args.devices, **config)
     recipe = recipe_for(args)
     trainer = Trainer(model, config, train, val, out, recipe=recipe, epochs=args.epochs, seed=seed,
-                      ten_crop_every=args.epochs, **trainer_options)
+                      ten_crop_every=args.epochs, blas_threads=BlasThreads(), **trainer_options)
     if (out / "checkpoint.npz").exists():
         trainer.resume()
     started = time.perf_counter()

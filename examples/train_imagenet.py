@@ -273,7 +273,9 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
                                        + (["no PCA colour noise"] if args.no_pca else [])))
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
                       ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm,
-                      pca_std=0.0 if args.no_pca else PCA_NOISE_STD)
+                      pca_std=0.0 if args.no_pca else PCA_NOISE_STD,
+                      blas_threads=engines.BlasThreads())   # all cores, or one while other programs take them
+    print(trainer.blas_threads.describe())
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")

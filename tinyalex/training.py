@@ -18,6 +18,7 @@ checkpoint and stops; ``resume`` continues from it and gives the same result as 
 was never stopped.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -169,10 +170,12 @@ class Trainer:
     and the SGD step, validation is shared out and combined, and only rank 0 prints,
     writes files and calls ``after_epoch``. The model's dropout layers then become
     :class:`~tinyalex.distributed.DropoutShare`. Without it, one process does everything.
+    ``blas_threads`` (:class:`~tinyalex.engines.process.BlasThreads`) chooses NumPy's BLAS
+    threads for each step by timing them, for a program that asks for it.
     """
 
     def __init__(self, model, model_config, train, val, out_dir, *, recipe=PAPER, epochs=None, seed=0,
-                 ten_crop_every=1, after_epoch=None, communicator=None, pca_std=PCA_NOISE_STD):
+                 ten_crop_every=1, after_epoch=None, communicator=None, pca_std=PCA_NOISE_STD, blas_threads=None):
         self.model = model
         self.model_config = json.loads(json.dumps(model_config))  # as a checkpoint gives it back
         self.train_split, self.val_split = train, val
@@ -194,6 +197,7 @@ class Trainer:
             share_dropout(model, *self.share, recipe.batch_size)
         self.loader = BatchLoader(train, recipe.batch_size, seed=seed, rank=self.comm.rank, size=self.comm.size)
         self.pca_std = pca_std
+        self.blas_threads = blas_threads         # engines.BlasThreads, if the program asked for one
         self.augmenter = Augmenter(*train.statistics(), device=model.devices[0], crop=model.image_size,
                                    pca_std=pca_std)
         self.loss = SoftmaxCrossEntropy()
@@ -242,7 +246,8 @@ class Trainer:
         size = self.recipe.batch_size
         with progress_bar(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
             for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
-                loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
+                with self.blas_threads.step() if self.blas_threads else contextlib.nullcontext():
+                    loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
                 r = self.running
                 r["loss"] += loss * size                  # loss and correct are the global batch's

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from ..kernels import native
 from ..layers import Conv2D
 from .memory import RebuildingConv2D, SharedImageCols
-from .process import openblas_idle, tune_process
+from .process import BlasThreads, openblas_idle, tune_process
 from .winograd import WinogradConv2D, fits as winograd_fits
 
 
@@ -141,5 +141,5 @@ def describe(model):
     return f"engine {model.engine.name}: {convs}; {compiled}{hint}"
 
 
-__all__ = ["ENGINES", "Engine", "FAST", "PLAIN", "RebuildingConv2D", "SharedImageCols", "WinogradConv2D",
+__all__ = ["BlasThreads", "ENGINES", "Engine", "FAST", "PLAIN", "RebuildingConv2D", "SharedImageCols", "WinogradConv2D",
            "build", "describe", "replace", "resolve", "tune_process"]

@@ -26,10 +26,12 @@ The programs in ``examples/`` and ``bench/`` call it; so may your own training l
         print(line)
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sys
+import time
 from pathlib import Path
 
 SLEEP_AT_ONCE = "4"   # OpenBLAS's timeout is 2^n cycles, n clamped to 4..30: 4 is the shortest
@@ -122,3 +124,107 @@ def tune_process():
     else:
         report.append("memory: the C library is not glibc, nothing changed")
     return report
+
+
+class BlasThreads:
+    """How many threads NumPy's BLAS uses for each training step, chosen by timing the steps.
+
+    On a quiet machine the matrix products are fastest on every core. When other programs
+    take cores, BLAS's threads wait for each other at every product, and a step on one
+    thread can be three times as fast as on all of them (measured: docs/benchmarks.md). The
+    load comes and goes while a run trains, so the choice is made from the steps themselves:
+
+    * on all cores, while steps stay within ``slower`` of the fastest recent median, nothing
+      else is tried (a quiet machine pays nothing);
+    * when they get slower than that, the next ``probe`` steps run on one thread, and the
+      faster of the two recent medians is kept;
+    * on one thread, after ``every`` steps, ``probe`` steps on all cores see whether the
+      load has gone (after each probe that finds it still there, twice as many steps, up
+      to eight times ``every``).
+
+    Use it around each step, ``with threads.step(): ...``; :attr:`history` counts the steps
+    run with each thread count. The thread count is a setting of the whole process (through
+    threadpoolctl), made only inside ``step`` and put back after it, and only by a program
+    that builds this object. Without threadpoolctl, or on one core, it does nothing.
+    """
+
+    def __init__(self, cores=None, *, slower=1.3, probe=2, every=25, window=5):
+        self.cores = cores or os.cpu_count() or 1
+        self.slower, self.probe, self.every, self.window = slower, probe, every, window
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            threadpool_limits = None
+        self.limits = threadpool_limits if self.cores > 1 else None
+        self.current = self.cores
+        self.recent = {self.cores: [], 1: []}
+        self.best = {self.cores: float("inf"), 1: float("inf")}
+        self.probing, self.steps_since_probe, self.wait = 0, 0, every
+        self.history = {self.cores: 0, 1: 0}
+
+    @property
+    def active(self):
+        return self.limits is not None
+
+    def describe(self):
+        if not self.active:
+            return "NumPy's BLAS threads: as BLAS chose them (threadpoolctl not installed, or one core)"
+        return (f"NumPy's BLAS threads: {self.cores} for each step, or 1 while other programs slow the steps "
+                f"by {self.slower:.1f}x or more (chosen by timing the steps)")
+
+    def next_count(self):
+        """The thread count for the next step."""
+        if self.probing:
+            return self.cores + 1 - self.current      # the other one: 1 <-> cores
+        return self.current
+
+    def record(self, count, seconds):
+        """Add one step's time, and decide what the next steps run on."""
+        self.history[count] += 1
+        recent = self.recent[count]
+        recent.append(seconds)
+        del recent[:-self.window]
+        if len(recent) >= min(3, self.window):
+            self.best[count] = min(self.best[count], median(recent))
+        if self.probing:
+            self.probing -= 1
+            if not self.probing:   # the probe is over: keep the faster recent median
+                other = self.cores + 1 - self.current
+                if median(self.recent[other][-self.probe:]) < median(self.recent[self.current][-self.probe:]):
+                    self.current, self.wait = other, self.every
+                    self.recent[other] = self.recent[other][-self.probe:]
+                elif self.current == 1:   # still loaded: look again later
+                    self.wait = min(2 * self.wait, 8 * self.every)
+                self.steps_since_probe = 0
+            return
+        self.steps_since_probe += 1
+        if self.current == self.cores:
+            # the median of three, so that one slow step (a page fault storm, a log write) is not load
+            if len(recent) >= 3 and median(recent[-3:]) > self.slower * self.best[count]:
+                self.start_probe()
+        elif self.steps_since_probe >= self.wait:
+            self.start_probe()
+
+    def start_probe(self):
+        other = self.cores + 1 - self.current
+        self.recent[other] = []     # only fresh times count: the load may have changed since
+        self.probing = self.probe
+
+    @contextlib.contextmanager
+    def step(self):
+        """Run the body (one training step) with the chosen thread count, and time it."""
+        if not self.active:
+            yield
+            return
+        count = self.next_count()
+        with self.limits(count, user_api="blas"):
+            start = time.perf_counter()
+            yield
+            seconds = time.perf_counter() - start
+        self.record(count, seconds)
+
+
+def median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

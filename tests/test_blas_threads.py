@@ -1,0 +1,72 @@
+"""BlasThreads: the training program's choice of NumPy's BLAS threads, made by timing the
+steps. The decisions are checked on step times given to it (a quiet machine, load that
+comes and goes), and the setting on the real BLAS library through threadpoolctl."""
+
+import numpy as np
+import pytest
+
+from tinyalex.engines.process import BlasThreads
+
+
+def run(threads, seconds_of, steps):
+    """Drive ``threads`` for ``steps`` steps whose time is ``seconds_of(step, count)``;
+    the thread count of each step."""
+    counts = []
+    for step in range(steps):
+        count = threads.next_count()
+        threads.record(count, seconds_of(step, count))
+        counts.append(count)
+    return counts
+
+
+def noisy(rng, seconds):
+    return seconds * (1 + 0.08 * rng.standard_normal())
+
+
+def test_a_quiet_machine_never_leaves_all_cores():
+    rng = np.random.default_rng(0)
+    threads = BlasThreads(cores=2)
+    counts = run(threads, lambda step, n: noisy(rng, 1.0 if n == 2 else 1.6), 300)
+    assert set(counts) == {2}
+
+
+def test_one_slow_step_is_not_load():
+    threads = BlasThreads(cores=2)
+    counts = run(threads, lambda step, n: 3.0 if step == 40 else (1.0 if n == 2 else 1.6), 100)
+    assert set(counts) == {2}
+
+
+def test_load_moves_the_steps_to_one_thread_and_back_when_it_goes():
+    rng = np.random.default_rng(1)
+
+    def seconds(step, n):   # steps 50 to 249 share the machine with other programs
+        loaded = 50 <= step < 250
+        return noisy(rng, (3.0 if n == 2 else 1.2) if loaded else (1.0 if n == 2 else 1.6))
+
+    threads = BlasThreads(cores=2)
+    counts = run(threads, seconds, 500)
+    assert set(counts[:50]) == {2}
+    switched = next(step for step in range(50, 250) if counts[step] == 1)
+    assert switched <= 55                                     # within a few steps of the load
+    # most loaded steps on one thread: the looks at all cores come further apart while the load stays
+    assert counts[50:250].count(2) <= 10
+    back = next(step for step in range(250, 500) if counts[step:step + 10] == [2] * 10)
+    assert back <= 250 + 8 * threads.every + threads.probe    # the load gone: all cores again
+    assert counts[back:].count(1) == 0 and sum(threads.history.values()) == 500
+
+
+def test_the_step_runs_with_the_chosen_count_and_puts_it_back():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+    np.ones((64, 64)) @ np.ones((64, 64))     # BLAS loaded
+    before = blas_threads()
+    if not before or max(before) < 2:
+        pytest.skip("NumPy's BLAS runs one thread here: there is nothing to choose")
+    threads = BlasThreads(cores=2)
+    threads.current = 1
+    with threads.step():
+        inside = blas_threads()
+    assert inside == {1} and blas_threads() == before and threads.history[1] == 1
