@@ -9,7 +9,7 @@
 Defaults are the paper's recipe: batch 128, learning rate 0.01 divided by 10 when the
 validation error stops improving (three times, then stop), momentum 0.9, weight decay
 0.0005, at most 90 epochs. Everything lands in --out: checkpoint.npz (after every epoch
-and on Ctrl-C), metrics.jsonl (one line per epoch) and the plots.
+and on Ctrl-C, SIGTERM or SIGHUP), metrics.jsonl (one line per epoch) and the plots.
 
 Only one run may write into an --out at a time (a second one stops at once). Bad
 arguments, data that is missing or not prepared, an --out that cannot be written and a
@@ -38,7 +38,8 @@ from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.model import DROPPABLE_CONVS, removal_refused
 from tinyalex import builtin, distributed, engines, plots
 from tinyalex.data import PCA_NOISE_STD
-from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
+from tinyalex.training import (CHECKPOINT, CheckpointError, Interrupted, StoppedAtOnce, Trainer,
+                               TrainingDiverged)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -279,9 +280,12 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     try:
         history = trainer.train()
     except Interrupted as stop:
-        print(stop)
-        print("continue with the same command and --resume")
-        return 130
+        print(f"{stop}; continue with the same command and --resume", flush=True)
+        return 128 + stop.signum           # as a shell reports a process ended by that signal
+    except StoppedAtOnce as stop:
+        kept = (f"the last checkpoint, {args.out / CHECKPOINT}, is intact" if (args.out / CHECKPOINT).exists()
+                else "no checkpoint was written")
+        raise SystemExit(f"error: {stop}; {kept}")
     except TrainingDiverged as error:
         print(f"training stopped: {error}", file=sys.stderr)
         return 1

@@ -13,8 +13,9 @@ everything needed to continue -- parameters, momentum, schedule, position, dropo
 streams, metrics -- goes into one checkpoint file, written atomically, and only after the
 weights and the validation loss are checked to be finite: a diverged model never replaces
 a good checkpoint. ``metrics.jsonl`` is rewritten from the checkpoint's history after each
-save and on resume, so the two always agree. Ctrl-C finishes the step in progress, writes a
-checkpoint and stops; ``resume`` continues from it and gives the same result as a run that
+save and on resume, so the two always agree. Ctrl-C, SIGTERM (what a cluster's scheduler
+sends before it ends a job) and SIGHUP (a closed terminal) finish the step in progress, write
+a checkpoint and stop; ``resume`` continues from it and gives the same result as a run that
 was never stopped.
 """
 
@@ -46,8 +47,22 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+# The signals that ask a run to stop after the step in progress, with a checkpoint, and the
+# names a message gives them
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C after writing a checkpoint."""
+    """Training stopped on Ctrl-C, SIGTERM or SIGHUP after writing a checkpoint; ``signum`` is
+    the signal (the program exits with 128 + signum, as a shell reports a signal)."""
+
+    def __init__(self, message, signum=signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StoppedAtOnce(Exception):
+    """A second stop signal arrived while the first was being honoured: no new checkpoint."""
 
 
 class CheckpointError(Exception):
@@ -200,7 +215,7 @@ class Trainer:
         self.epoch, self.batch = 0, 0            # the next batch to train on
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
         self.history = []                        # one dict of metrics per finished epoch
-        self.stop_requested = False
+        self.stop_requested, self.stop_signal = False, None   # set by Ctrl-C, SIGTERM or SIGHUP
 
     @property
     def finished(self):
@@ -209,31 +224,34 @@ class Trainer:
     # The loop ------------------------------------------------------------------------------
 
     def train(self):
-        """Train until the schedule or ``epochs`` says stop; Ctrl-C checkpoints and raises Interrupted."""
-        previous_handler = signal.getsignal(signal.SIGINT)
+        """Train until the schedule or ``epochs`` says stop.
 
+        Ctrl-C, SIGTERM or SIGHUP (on any process) lets the step in progress finish, writes a
+        checkpoint and raises Interrupted; a second one raises StoppedAtOnce without one.
+        """
         def request_stop(signum, frame):
-            if self.stop_requested:      # a second Ctrl-C stops at once, without a checkpoint
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            print("\nCtrl-C: finishing this step, then writing a checkpoint (Ctrl-C again to quit now)",
-                  flush=True)
+            if self.stop_requested:      # the second one stops at once, without a checkpoint
+                raise StoppedAtOnce(f"a second {STOP_SIGNALS[signum]}: stopped at once")
+            self.stop_requested, self.stop_signal = True, signum
+            print(f"\n{STOP_SIGNALS[signum]}: finishing this step, then writing a checkpoint "
+                  "(Ctrl-C again to quit now)", flush=True)
 
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread:  # signal handlers can only be installed there
-            signal.signal(signal.SIGINT, request_stop)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # handlers can only be installed there
+            previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
         try:
             self.comm.check_same_parameters(self.model.parameters())
             while not self.finished:
                 self.train_epoch()
                 if self.comm.any_true(self.stop_requested):  # all processes stop together, or none
                     self.save()
-                    raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
-                                      f"checkpoint written to {self.out_dir / CHECKPOINT}")
+                    signum = self.stop_signal or signal.SIGINT   # None: another process's signal
+                    raise Interrupted(f"{STOP_SIGNALS[signum]}: stopped at epoch {self.epoch + 1}, batch "
+                                      f"{self.batch}; checkpoint written to {self.out_dir / CHECKPOINT}", signum)
                 self.end_epoch()
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return self.history
 
     def train_epoch(self):
@@ -242,6 +260,10 @@ class Trainer:
         size = self.recipe.batch_size
         with progress_bar(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
             for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
+                # asked before the step, so that a stop during the validation and the save of
+                # the last epoch trains no further
+                if self.comm.any_true(self.stop_requested):
+                    break
                 loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
                 r = self.running
@@ -250,8 +272,6 @@ class Trainer:
                 r["images"] += size
                 progress.set_postfix(loss=r["loss"] / r["images"], acc=r["correct"] / r["images"], refresh=False)
                 progress.update(size)
-                if self.comm.any_true(self.stop_requested):
-                    break
         self.running["seconds"] += time.perf_counter() - start
 
     def step(self, images, labels, rng):
