@@ -114,7 +114,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int_at_least(1), help=f"at most this many epochs (default: {PAPER.max_epochs})")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"default: {PAPER.batch_size}")
     p.add_argument("--lr", type=positive_float,
-                   help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, the new rate")
+                   help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, a new rate "
+                        "if it differs from the one the run was given")
     p.add_argument("--positive-bias", type=float,
                    help="bias of conv2, conv4, conv5, fc6, fc7 (the paper's 1 by default; Caffe's port: 0.1)")
     p.add_argument("--seed", type=int, default=0)
@@ -271,9 +272,12 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-        if args.lr is not None and args.lr != trainer.sgd.lr:
+        # the same command again (the advice after a stop) keeps the schedule's divided rate
+        if args.lr is not None and args.lr != trainer.lr_given:
             print(f"learning rate set to {args.lr} by --lr (the checkpoint's was {trainer.sgd.lr:g})")
-            trainer.sgd.lr = trainer.schedule.lr = args.lr
+            trainer.sgd.lr = trainer.schedule.lr = trainer.lr_given = args.lr
+        elif args.lr is not None and args.lr != trainer.sgd.lr:
+            print(f"--lr {args.lr} is the rate this run was given: going on with the schedule's {trainer.sgd.lr:g}")
     print(f"recipe: batch {recipe.batch_size}, lr {trainer.sgd.lr:g}, momentum {recipe.momentum}, "
           f"weight decay {recipe.weight_decay}, at most {epochs} epochs; output in {args.out}")
 

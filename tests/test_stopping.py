@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import example
 
-from tinyalex.training import CHECKPOINT, load_checkpoint
+from tinyalex.training import CHECKPOINT, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = [str(ROOT / "examples" / "train_imagenet.py"), "--devices", "cpu", "--batch-size", "4",
@@ -154,3 +155,44 @@ def test_sigterm_to_mpirun_stops_every_process_with_a_checkpoint(data, tmp_path,
     # two processes add the batch's gradients in another order than one: equal to rounding
     for key, value in uninterrupted.items():
         np.testing.assert_allclose(resumed[key], value, rtol=1e-3, atol=1e-6, err_msg=key)
+
+
+# Following the advice: "the same command and --resume" ------------------------------------
+
+def divide_the_rate(out, lr):
+    """Make the checkpoint in ``out`` one whose schedule has divided the rate to ``lr``, as a
+    plateau would have (rewriting it is quicker than training to a plateau)."""
+    arrays, meta = load_checkpoint(out / CHECKPOINT)
+    meta["sgd"]["lr"] = meta["schedule"]["lr"] = lr
+    meta["schedule"]["drops"] = [meta["epoch"]]
+    save_checkpoint(out / CHECKPOINT, arrays, meta)
+
+
+def recipe_line(text):
+    return next(line for line in text.splitlines() if line.startswith("recipe:"))
+
+
+def test_resume_with_the_starting_lr_keeps_the_divided_rate(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    train = example("train_imagenet").main
+    command = ["--data", str(data), "--out", str(out), "--devices", "cpu", "--batch-size", "4",
+               "--ten-crop-every", "0", "--no-plots", "--lr", "0.02"]
+    assert train([*command, "--epochs", "1"]) == 0
+    divide_the_rate(out, 0.002)
+    capsys.readouterr()
+
+    # the same command again: --lr 0.02 is what the run was given, not a new rate
+    assert train([*command, "--epochs", "1", "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "set to" not in said and "recipe: batch 4, lr 0.002," in recipe_line(said)
+    assert "the rate this run was given" in said
+
+    # another rate is a change, said so; and it becomes the rate given ...
+    assert train([*command[:-1], "0.005", "--epochs", "2", "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "learning rate set to 0.005 by --lr (the checkpoint's was 0.002)" in said
+    assert "lr 0.005," in recipe_line(said)
+    # ... so that after a later division, that command again keeps the divided rate
+    divide_the_rate(out, 0.0005)
+    assert train([*command[:-1], "0.005", "--epochs", "2", "--resume"]) == 0
+    assert "lr 0.0005," in recipe_line(capsys.readouterr().out)

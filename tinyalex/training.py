@@ -215,6 +215,9 @@ class Trainer:
         self.epoch, self.batch = 0, 0            # the next batch to train on
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
         self.history = []                        # one dict of metrics per finished epoch
+        # the rate the command line gave last (the starting rate, or a later --lr): an --lr on
+        # resume equal to it is the same command again, not a change of the schedule's rate
+        self.lr_given = recipe.learning_rate
         self.stop_requested, self.stop_signal = False, None   # set by Ctrl-C, SIGTERM or SIGHUP
 
     @property
@@ -357,7 +360,7 @@ class Trainer:
                 "epoch": self.epoch, "batch": self.batch, "running": self.running, "history": self.history,
                 "dropout_calls": {name: layer.calls for name, layer in self.model.dropout_layers()},
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
-                "pca_std": self.pca_std,
+                "pca_std": self.pca_std, "lr_given": self.lr_given,
                 "classes": self.train_split.wnids}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
         # metrics.jsonl follows the checkpoint: a stop between the two leaves it one epoch
@@ -387,6 +390,8 @@ class Trainer:
         velocity = {k[len("velocity/"):]: v for k, v in arrays.items() if k.startswith("velocity/")}
         self.sgd.load_state_dict({**meta["sgd"], "velocity": velocity}, self.model.parameters())
         self.schedule.load_state_dict(meta["schedule"])
+        # checkpoints from before lr_given was kept: the first epoch's rate, or the rate so far
+        self.lr_given = meta.get("lr_given", meta["history"][0]["lr"] if meta["history"] else meta["sgd"]["lr"])
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.running, self.history = meta["running"], meta["history"]
         for name, layer in self.model.dropout_layers():
