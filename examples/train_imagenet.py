@@ -39,7 +39,7 @@ from tinyalex.model import DROPPABLE_CONVS, removal_refused
 from tinyalex import builtin, distributed, engines, plots
 from tinyalex.data import PCA_NOISE_STD
 from tinyalex.training import (CHECKPOINT, CheckpointError, Interrupted, StoppedAtOnce, Trainer,
-                               TrainingDiverged)
+                               TrainingDiverged, check_prepared_alike)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -207,6 +207,7 @@ def run(args):
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
     if comm.is_root:
         comm.barrier()
+    check_prepared_alike(train, val)
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every
     elif ten_crop_every is None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import PCA_NOISE_STD, Augmenter, BatchLoader, batch_rng
+from .datasets.errors import DatasetError
 from .distributed import Communicator, ShareOfSplit, batch_share, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
@@ -67,6 +68,25 @@ class StoppedAtOnce(Exception):
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, damaged, not a checkpoint, or of another model or data."""
+
+
+# Data --------------------------------------------------------------------------------------
+
+def check_prepared_alike(train, val):
+    """Raise DatasetError unless ``val`` can be fed as ``train`` is: images stored at the same
+    size, and a mean image in ``train`` of that size (subtracted from every crop).
+
+    Otherwise a whole epoch trains before validation fails (val larger), or validation
+    quietly subtracts the wrong part of the mean image (val smaller).
+    """
+    mean_image = train.statistics()[0]
+    if val.stored_size != train.stored_size:
+        raise DatasetError(f"{val.path} holds {val.stored_size}-pixel images but {train.path} "
+                           f"{train.stored_size}-pixel ones: the two were not prepared alike; prepare both "
+                           "with the same --size")
+    if mean_image.shape != (train.stored_size, train.stored_size, 3):
+        raise DatasetError(f"the mean image of {train.path} is {mean_image.shape[0]}x{mean_image.shape[1]} but "
+                           f"its images are {train.stored_size}x{train.stored_size}: prepare it again")
 
 
 # Checkpoints -------------------------------------------------------------------------------
