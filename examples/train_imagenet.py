@@ -19,6 +19,8 @@ written. docs/training.md has a table of what survives which fault.
 Under mpirun, the N processes train one model on shares of every batch (the batch and the
 learning rate stay as given); process l of a machine takes the GPU(s) --devices names
 shifted by l (by 2l for two columns per process); only process 0 prints and writes.
+Processes given different data stop at the start, and a process that waits longer than
+--wait-limit seconds for the others ends the job with a message.
 """
 
 import argparse
@@ -58,6 +60,13 @@ def positive_float(text):
     value = float(text)
     if not value > 0 or value == float("inf"):  # "not >" also refuses NaN
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def seconds(text):
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # "not >=" also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text}")
     return value
 
 
@@ -123,6 +132,9 @@ def parse_args(argv=None):
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--wait-limit", type=seconds, default=distributed.WAIT_LIMIT_SECONDS, metavar="SECONDS",
+                   help="under mpirun: end the job, with a message, when a process waits this long for the "
+                        f"others (default: {distributed.WAIT_LIMIT_SECONDS:g}; 0: no limit)")
     ablation = p.add_argument_group("the paper's ablations (each default is the paper's; see examples/ablations.py)")
     ablation.add_argument("--activation", choices=("relu", "tanh"), default="relu", help="section 3.1")
     ablation.add_argument("--no-lrn", action="store_true", help="no local response normalization (3.3)")
@@ -195,7 +207,7 @@ def main(argv=None):
 
 def run(args):
     start = time.perf_counter()
-    comm = distributed.launch()    # one process alone, or one of several started by mpirun
+    comm = distributed.launch(args.wait_limit)   # one process alone, or one of several started by mpirun
     distributed.quiet_unless_root(comm)
     process_settings = engines.tune_process()   # made once, for this program, and printed below
     # rank 0's disk decides, and rank 0 prepares the data; the others open it when it is ready
@@ -203,10 +215,15 @@ def run(args):
         raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "
                               "start a new run without --resume")
     if not comm.is_root:
-        comm.barrier()
+        comm.barrier(limit=False)          # preparing ImageNet takes hours
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
     if comm.is_root:
-        comm.barrier()
+        comm.barrier(limit=False)
+    different = comm.check_same_data(train, val)
+    if different:                          # every process knows; all end here, process 0 says why
+        if comm.is_root:
+            print(f"error: {different}", file=sys.stderr)
+        return 1
     check_prepared_alike(train, val)
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every

@@ -3,6 +3,13 @@ processes that read the same data, and the one-line messages of examples/evaluat
 examples/predict.py, examples/train_imagenet.py and datasets/prepare.py for mistakes that
 used to end in a traceback, or in nothing said at all."""
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import example, write_split
@@ -61,3 +68,76 @@ def test_training_refuses_a_mean_image_of_another_size(tmp_path):
 
 def test_splits_prepared_alike_pass(data):
     check_prepared_alike(PreparedSplit(data / "train.h5"), PreparedSplit(data / "val.h5"))
+
+
+# Processes that read the same data, and no wait without end --------------------------------
+
+BIN = Path(sys.executable).parent
+MPIEXEC = shutil.which("mpiexec", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="needs mpiexec (pip install mpich, or a system MPI)")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_data(folder, n_train, labels_seed=None):
+    """train.h5 and val.h5 of tiny images; ``labels_seed`` draws other labels for the same images."""
+    folder.mkdir()
+    labels = np.arange(n_train) % 3
+    if labels_seed is not None:
+        labels = np.random.default_rng(labels_seed).permutation(labels)
+    write_split(folder / "train.h5", noise(n_train, 16), labels)
+    write_split(folder / "val.h5", noise(3, 16, seed=1), np.arange(3) % 3)
+    return folder
+
+
+def train_each_on(folders, out):
+    """The training program under mpiexec, process r reading folders[r] -> CompletedProcess."""
+    command = [MPIEXEC]
+    for rank, folder in enumerate(folders):
+        command += ([":"] if rank else []) + ["-n", "1", sys.executable, str(ROOT / "examples" / "train_imagenet.py"),
+                                              "--devices", "cpu", "--data", str(folder), "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+@needs_mpiexec
+def test_processes_with_different_image_counts_stop_with_one_line(tmp_path):
+    done = train_each_on([small_data(tmp_path / "a", 24), small_data(tmp_path / "b", 48)], tmp_path / "run")
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "process 1 has 48 training and 3 validation images" in errors[0] and "process 0 24 and 3" in errors[0]
+    assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+
+
+@needs_mpiexec
+def test_processes_with_same_counts_but_other_labels_stop_with_one_line(tmp_path):
+    done = train_each_on([small_data(tmp_path / "a", 24), small_data(tmp_path / "b", 24, labels_seed=5)],
+                         tmp_path / "run")
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "other labels, classes, file names or mean image" in errors[0], done.stderr[-2000:]
+
+
+WAITS_FOR_NOTHING = """
+import time
+from tinyalex.distributed import MpiCommunicator
+comm = MpiCommunicator(wait_limit=2)
+if comm.rank == 1:
+    time.sleep(60)        # a process that never comes (hung, or gone another way)
+comm.barrier()
+"""
+
+
+@needs_mpiexec
+def test_a_wait_past_the_limit_ends_the_job_with_a_message():
+    start = time.monotonic()
+    done = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-c", WAITS_FOR_NOTHING], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert time.monotonic() - start < 30, "the job waited for the sleeping process"
+    assert done.returncode != 0
+    assert "error: process 0 of 2 waited more than 2 s for the others in a barrier" in done.stderr
+
+
+def test_wait_limit_must_be_a_number_of_seconds(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_main("--wait-limit", "-1", "--data", tmp_path / "nowhere", "--out", tmp_path / "run")
+    assert stop.value.code == 2 and "--wait-limit" in capsys.readouterr().err
