@@ -290,6 +290,8 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
+        if trainer.other_data(meta):
+            print(trainer.other_data(meta))
         # the same command again (the advice after a stop) keeps the schedule's divided rate
         if args.lr is not None and args.lr != trainer.lr_given:
             print(f"learning rate set to {args.lr} by --lr (the checkpoint's was {trainer.sgd.lr:g})")

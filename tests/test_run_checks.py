@@ -13,10 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import example, write_split
+from PIL import Image
 
+from tinyalex import AlexNet, DatasetError, Recipe
 from tinyalex.data import PreparedSplit
 from tinyalex.datasets import write_prepared
-from tinyalex.training import check_prepared_alike
+from tinyalex.datasets.images import float_to_rgb
+from tinyalex.datasets.listing import find_split
+from tinyalex.training import CHECKPOINT, CheckpointError, Trainer, check_prepared_alike
 
 
 def refused(function, *args):
@@ -141,3 +145,135 @@ def test_wait_limit_must_be_a_number_of_seconds(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         train_main("--wait-limit", "-1", "--data", tmp_path / "nowhere", "--out", tmp_path / "run")
     assert stop.value.code == 2 and "--wait-limit" in capsys.readouterr().err
+
+
+# One-line messages ---------------------------------------------------------------------------
+
+SMALL = dict(num_classes=3, image_size=67, channels=(8, 8, 12, 12, 8), hidden=16)
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    """A checkpoint of a small net, and the train.h5 and val.h5 (72-pixel images) it was trained on."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_split(folder / "train.h5", noise(8, 72), np.arange(8) % 3)
+    write_split(folder / "val.h5", noise(3, 72, seed=1), np.arange(3) % 3)
+    train = PreparedSplit(folder / "train.h5")
+    Trainer(AlexNet(devices="cpu", **SMALL), SMALL, train, train, tmp_path / "run", recipe=Recipe(batch_size=4)).save()
+    return tmp_path / "run" / CHECKPOINT, folder
+
+
+def test_evaluate_checks_the_json_folder_before_evaluating(small_run, tmp_path, monkeypatch):
+    checkpoint, data = small_run
+    evaluated = []
+    evaluate = example("evaluate")
+    monkeypatch.setattr(evaluate, "evaluate", lambda *args, **kw: evaluated.append(1) or {})
+    message = refused(evaluate.main, [str(checkpoint), str(data), "--devices", "cpu", "--json",
+                                      str(tmp_path / "missing" / "result.json")])
+    assert "the folder" in message and "does not exist" in message and not evaluated
+
+
+def test_a_validation_file_given_as_the_training_file(small_run, tmp_path):
+    checkpoint, data = small_run
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (90, 80), "red").save(image)
+    for program, arguments in (("evaluate", [str(checkpoint), str(data)]),
+                               ("predict", [str(checkpoint), str(image)])):
+        message = refused(example(program).main, [*arguments, "--train-h5", str(data / "val.h5"), "--devices", "cpu"])
+        assert "has no mean image" in message and "train.h5" in message, program
+
+
+def test_the_default_positive_bias_given_is_the_same_model(small_run):
+    checkpoint, data = small_run
+    train = PreparedSplit(data / "train.h5")
+
+    def resume_with(config):
+        trainer = Trainer(AlexNet(devices="cpu", **config), config, train, train, checkpoint.parent,
+                          recipe=Recipe(batch_size=4))
+        return trainer.resume()
+
+    resume_with(dict(SMALL, positive_bias=1.0))          # the default, given: the same model
+    with pytest.raises(CheckpointError, match=r"positive_bias 1.0 in the checkpoint, 0.1 here"):
+        resume_with(dict(SMALL, positive_bias=0.1))
+
+
+def test_resume_on_other_data_of_the_same_classes_is_said(small_run, tmp_path):
+    checkpoint, data = small_run
+    other = tmp_path / "other.h5"
+    write_split(other, noise(12, 72, seed=7), np.arange(12) % 3, split="train")
+    for path, said in ((data / "train.h5", None), (other, "trained on other data with the same classes")):
+        split = PreparedSplit(path)
+        trainer = Trainer(AlexNet(devices="cpu", **SMALL), SMALL, split, split, checkpoint.parent,
+                          recipe=Recipe(batch_size=4))
+        note = trainer.other_data(trainer.resume())
+        if said is None:
+            assert note is None
+        else:
+            assert said in note and "8 images; now" in note and ", 12)" in note
+
+
+def tiny_source(root, seed=0):
+    """SRC/train/<wnid>/ and SRC/val/<wnid>/ with two small JPEGs per class."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for wnid in ("n00000000", "n00000001", "n00000002"):
+            (root / split / wnid).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(
+                    root / split / wnid / f"{split}_{i}.JPEG")
+    return root
+
+
+def prepare(*args):
+    return subprocess.run([sys.executable, str(ROOT / "datasets" / "prepare.py"), *map(str, args), "--workers", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def test_prepare_into_a_folder_of_another_size_or_source(tmp_path):
+    out = tmp_path / "prepared"
+    first = prepare(tiny_source(tmp_path / "a"), out, "--size", "32")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (out / "train.h5").read_bytes()
+
+    other_size = prepare(tmp_path / "a", out, "--size", "24")
+    assert other_size.returncode == 2 and "Traceback" not in other_size.stderr
+    assert "holds 32-pixel images, not the 24 asked for" in other_size.stderr
+
+    other_source = prepare(tiny_source(tmp_path / "b", seed=1), out, "--size", "32")
+    assert other_source.returncode == 0
+    assert f"it was prepared from {tmp_path / 'a' / 'train'}, not {tmp_path / 'b' / 'train'}" in other_source.stdout
+    assert (out / "train.h5").read_bytes() == before
+
+
+def test_a_truncated_prepared_file_is_called_cut_short(tmp_path, data):
+    whole = (data / "train.h5").read_bytes()
+    (tmp_path / "train.h5").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DatasetError, match="cannot be read: cut short") as error:
+        PreparedSplit(tmp_path / "train.h5")
+    assert "not an HDF5 file" not in str(error.value)
+
+
+def test_a_labels_file_with_a_byte_order_mark(tmp_path):
+    root = tiny_source(tmp_path / "src")
+    flat = root / "val"
+    for wnid_folder in sorted(flat.iterdir()):
+        for image in wnid_folder.iterdir():
+            image.rename(flat / f"{wnid_folder.name}_{image.name}")
+        wnid_folder.rmdir()
+    names = sorted(path.name for path in flat.iterdir())
+    for text in ("".join(f"{int(name[8]) + 1}\n" for name in names),                     # ILSVRC indices
+                 "".join(f"{name},{name[:9]}\n" for name in names)):                     # CSV
+        labels = tmp_path / "labels.txt"
+        labels.write_bytes(b"\xef\xbb\xbf" + text.encode())   # what Windows' Notepad writes
+        listing = find_split(root, "val", labels)
+        assert list(listing.labels) == [int(name[8]) for name in names]
+
+
+def test_nan_pixels_are_named_as_such():
+    values = np.full((4, 4), 0.5, np.float32)
+    values[1, 2] = np.nan
+    with pytest.raises(ValueError) as error:
+        float_to_rgb(Image.fromarray(values, mode="F"))
+    assert "1 NaN" in str(error.value) and "from nan" not in str(error.value)

@@ -19,6 +19,7 @@ a checkpoint and stop; ``resume`` continues from it and gives the same result as
 was never stopped.
 """
 
+import inspect
 import json
 import math
 import os
@@ -32,7 +33,7 @@ import numpy as np
 from .backend import to_numpy
 from .data import PCA_NOISE_STD, Augmenter, BatchLoader, batch_rng
 from .datasets.errors import DatasetError
-from .distributed import Communicator, ShareOfSplit, batch_share, share_dropout
+from .distributed import Communicator, ShareOfSplit, batch_share, data_digest, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
 from .model import AlexNet
@@ -238,7 +239,24 @@ class Trainer:
         # the rate the command line gave last (the starting rate, or a later --lr): an --lr on
         # resume equal to it is the same command again, not a change of the schedule's rate
         self.lr_given = recipe.learning_rate
+        self._data_description = None
         self.stop_requested, self.stop_signal = False, None   # set by Ctrl-C, SIGTERM or SIGHUP
+
+    def data_description(self):
+        """The training file, its image count and digest (computed once): a resume on other
+        data with the same classes is allowed, and said."""
+        if self._data_description is None:
+            self._data_description = {"path": str(self.train_split.path), "images": len(self.train_split),
+                                      "digest": data_digest(self.train_split)}
+        return self._data_description
+
+    def other_data(self, meta):
+        """One line if the checkpoint ``meta`` was trained on other data than this trainer's, else None."""
+        saved, now = meta.get("data"), self.data_description()
+        if saved is None or saved["digest"] == now["digest"]:
+            return None
+        return (f"note: the checkpoint was trained on other data with the same classes ({saved['path']}, "
+                f"{saved['images']} images; now {now['path']}, {now['images']}): going on with this data")
 
     @property
     def finished(self):
@@ -381,7 +399,7 @@ class Trainer:
                 "dropout_calls": {name: layer.calls for name, layer in self.model.dropout_layers()},
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
                 "pca_std": self.pca_std, "lr_given": self.lr_given,
-                "classes": self.train_split.wnids}
+                "classes": self.train_split.wnids, "data": self.data_description()}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
         # metrics.jsonl follows the checkpoint: a stop between the two leaves it one epoch
         # behind, and resume rewrites it from the checkpoint.
@@ -396,8 +414,9 @@ class Trainer:
             raise CheckpointError(f"{path} does not exist, so there is nothing to resume; "
                                   "start a new run without --resume")
         arrays, meta = self.comm.from_root(load_checkpoint, path)
-        if meta.get("model") != self.model_config:
-            raise CheckpointError(f"{path} is of a different model: {meta.get('model')}, not {self.model_config}")
+        different = model_differences(meta.get("model"), self.model_config)
+        if different:
+            raise CheckpointError(f"{path} is of a different model: {different}")
         if meta["classes"] != self.train_split.wnids:
             raise CheckpointError(f"{path} was trained on other classes than this data set's")
         if meta["seed"] != self.seed or meta["batch_size"] != self.recipe.batch_size:
@@ -419,6 +438,19 @@ class Trainer:
         if self.comm.is_root:  # drops lines of epochs the checkpoint lacks
             write_metrics(self.out_dir / METRICS, self.history)
         return meta
+
+
+def model_differences(saved, config):
+    """'' if the AlexNet settings ``saved`` (a checkpoint's) and ``config`` build the same
+    model, else the settings that differ, in words. A setting left out is AlexNet's default:
+    --positive-bias 1 given is the run that did not give it."""
+    if not isinstance(saved, dict):
+        return "it has no model settings"
+    defaults = {name: parameter.default for name, parameter in inspect.signature(AlexNet).parameters.items()
+                if parameter.default is not inspect.Parameter.empty and name not in ("devices", "engine")}
+    saved, config = (json.loads(json.dumps({**defaults, **c})) for c in (saved, config))
+    return "; ".join(f"{key} {saved.get(key)} in the checkpoint, {config.get(key)} here"
+                     for key in sorted(saved.keys() | config.keys()) if saved.get(key) != config.get(key))
 
 
 def format_metrics(m):
