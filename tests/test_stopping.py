@@ -110,6 +110,23 @@ def test_sigterm_writes_a_checkpoint_that_resumes_to_the_last_bit(data, tmp_path
     assert_same(weights(out)[0], uninterrupted)
 
 
+def test_sigterm_during_a_save_lets_it_finish(data, tmp_path):
+    out = tmp_path / "run"
+    run = Run("--data", data, "--out", out, "--epochs", "2")
+    scratch = out / (CHECKPOINT + ".writing")
+    deadline = time.monotonic() + 300
+    while not scratch.exists():        # the checkpoint of epoch 1 is being written
+        assert run.process.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.002)
+    run.process.send_signal(signal.SIGTERM)
+    code, stdout, stderr = run.finish()
+    assert code == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "SIGTERM: stopped at epoch 2, batch 0" in stdout    # nothing trained after the signal
+    assert not scratch.exists()
+    _, position = weights(out)
+    assert position == (1, 0)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT], ids=["SIGHUP", "Ctrl-C"])
 def test_sighup_and_ctrl_c_stop_with_a_checkpoint(data, tmp_path, signum):
     out = tmp_path / "run"
