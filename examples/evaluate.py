@@ -121,6 +121,10 @@ def run(args):
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint file")
     val_path, train_path = find_files(args.data, args.train_h5)
+    if args.json is not None and not args.json.parent.is_dir():   # found now, not after the evaluation
+        raise SystemExit(f"error: --json {args.json}: the folder {args.json.parent} does not exist")
+    if args.json is not None and args.json.is_dir():
+        raise SystemExit(f"error: --json {args.json} is a folder; give a file name")
     try:
         devices = parse_devices(args.devices)
     except ValueError as error:

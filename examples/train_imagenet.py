@@ -9,7 +9,7 @@
 Defaults are the paper's recipe: batch 128, learning rate 0.01 divided by 10 when the
 validation error stops improving (three times, then stop), momentum 0.9, weight decay
 0.0005, at most 90 epochs. Everything lands in --out: checkpoint.npz (after every epoch
-and on Ctrl-C), metrics.jsonl (one line per epoch) and the plots.
+and on Ctrl-C, SIGTERM or SIGHUP), metrics.jsonl (one line per epoch) and the plots.
 
 Only one run may write into an --out at a time (a second one stops at once). Bad
 arguments, data that is missing or not prepared, an --out that cannot be written and a
@@ -19,6 +19,8 @@ written. docs/training.md has a table of what survives which fault.
 Under mpirun, the N processes train one model on shares of every batch (the batch and the
 learning rate stay as given); process l of a machine takes the GPU(s) --devices names
 shifted by l (by 2l for two columns per process); only process 0 prints and writes.
+Processes given different data stop at the start, and a process that waits longer than
+--wait-limit seconds for the others ends the job with a message.
 """
 
 import argparse
@@ -38,7 +40,8 @@ from tinyalex.locking import FolderInUse, folder_lock
 from tinyalex.model import DROPPABLE_CONVS, removal_refused
 from tinyalex import builtin, distributed, engines, plots
 from tinyalex.data import PCA_NOISE_STD
-from tinyalex.training import CHECKPOINT, CheckpointError, Interrupted, Trainer, TrainingDiverged
+from tinyalex.training import (CHECKPOINT, CheckpointError, Interrupted, StoppedAtOnce, Trainer,
+                               TrainingDiverged, check_prepared_alike)
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -57,6 +60,13 @@ def positive_float(text):
     value = float(text)
     if not value > 0 or value == float("inf"):  # "not >" also refuses NaN
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def seconds(text):
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # "not >=" also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not {text}")
     return value
 
 
@@ -117,7 +127,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int_at_least(1), help=f"at most this many epochs (default: {PAPER.max_epochs})")
     p.add_argument("--batch-size", type=int_at_least(1), help=f"default: {PAPER.batch_size}")
     p.add_argument("--lr", type=positive_float,
-                   help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, the new rate")
+                   help=f"initial learning rate (default: {PAPER.learning_rate}); with --resume, a new rate "
+                        "if it differs from the one the run was given")
     p.add_argument("--positive-bias", type=float,
                    help="bias of conv2, conv4, conv5, fc6, fc7 (the paper's 1 by default; Caffe's port: 0.1)")
     p.add_argument("--seed", type=int, default=0)
@@ -125,6 +136,9 @@ def parse_args(argv=None):
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--wait-limit", type=seconds, default=distributed.WAIT_LIMIT_SECONDS, metavar="SECONDS",
+                   help="under mpirun: end the job, with a message, when a process waits this long for the "
+                        f"others (default: {distributed.WAIT_LIMIT_SECONDS:g}; 0: no limit)")
     ablation = p.add_argument_group("the paper's ablations (each default is the paper's; see examples/ablations.py)")
     ablation.add_argument("--activation", choices=("relu", "tanh"), default="relu", help="section 3.1")
     ablation.add_argument("--no-lrn", action="store_true", help="no local response normalization (3.3)")
@@ -200,7 +214,7 @@ def main(argv=None):
 
 def run(args):
     start = time.perf_counter()
-    comm = distributed.launch()    # one process alone, or one of several started by mpirun
+    comm = distributed.launch(args.wait_limit)   # one process alone, or one of several started by mpirun
     distributed.quiet_unless_root(comm)
     process_settings = engines.tune_process()   # made once, for this program, and printed below
     # rank 0's disk decides, and rank 0 prepares the data; the others open it when it is ready
@@ -208,10 +222,16 @@ def run(args):
         raise CheckpointError(f"{args.out / CHECKPOINT} does not exist, so there is nothing to resume; "
                               "start a new run without --resume")
     if not comm.is_root:
-        comm.barrier()
+        comm.barrier(limit=False)          # preparing ImageNet takes hours
     train, val, model_settings, recipe_settings, epochs, ten_crop_every = prepare_data(args)
     if comm.is_root:
-        comm.barrier()
+        comm.barrier(limit=False)
+    different = comm.check_same_data(train, val)
+    if different:                          # every process knows; all end here, process 0 says why
+        if comm.is_root:
+            print(f"error: {different}", file=sys.stderr)
+        return 1
+    check_prepared_alike(train, val)
     if args.ten_crop_every is not None:
         ten_crop_every = args.ten_crop_every
     elif ten_crop_every is None:
@@ -279,18 +299,26 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-        if args.lr is not None and args.lr != trainer.sgd.lr:
+        if trainer.other_data(meta):
+            print(trainer.other_data(meta))
+        # the same command again (the advice after a stop) keeps the schedule's divided rate
+        if args.lr is not None and args.lr != trainer.lr_given:
             print(f"learning rate set to {args.lr} by --lr (the checkpoint's was {trainer.sgd.lr:g})")
-            trainer.sgd.lr = trainer.schedule.lr = args.lr
+            trainer.sgd.lr = trainer.schedule.lr = trainer.lr_given = args.lr
+        elif args.lr is not None and args.lr != trainer.sgd.lr:
+            print(f"--lr {args.lr} is the rate this run was given: going on with the schedule's {trainer.sgd.lr:g}")
     print(f"recipe: batch {recipe.batch_size}, lr {trainer.sgd.lr:g}, momentum {recipe.momentum}, "
           f"weight decay {recipe.weight_decay}, at most {epochs} epochs; output in {args.out}")
 
     try:
         history = trainer.train()
     except Interrupted as stop:
-        print(stop)
-        print("continue with the same command and --resume")
-        return 130
+        print(f"{stop}; continue with the same command and --resume", flush=True)
+        return 128 + stop.signum           # as a shell reports a process ended by that signal
+    except StoppedAtOnce as stop:
+        kept = (f"the last checkpoint, {args.out / CHECKPOINT}, is intact" if (args.out / CHECKPOINT).exists()
+                else "no checkpoint was written")
+        raise SystemExit(f"error: {stop}; {kept}")
     except TrainingDiverged as error:
         print(f"training stopped: {error}", file=sys.stderr)
         return 1

@@ -74,3 +74,13 @@ def test_plateau_schedule_state_round_trip():
     restored.load_state_dict(schedule.state_dict())
     assert restored.state_dict() == schedule.state_dict()
     assert restored.step(0.5) == schedule.step(0.5)
+
+
+def test_plateau_schedule_counts_afresh_after_each_drop():
+    """The counter of epochs without a new best starts again at a drop: a plateau that goes
+    on drops the rate every `patience` epochs, not after every epoch once the first drop came."""
+    schedule = PlateauSchedule(lr=0.01, patience=2, max_drops=3)
+    rates = [schedule.step(error) for error in (0.5, 0.6, 0.6, 0.6, 0.6, 0.6)]
+    assert schedule.drops == [3, 5]              # after epoch 3 (two without a best), then 5
+    assert not schedule.finished                 # one drop is left: training goes on
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])

@@ -365,3 +365,34 @@ def test_tiny_run_learns(data, tmp_path):
     trainer = make_trainer(data, tmp_path, epochs=15, patience=15, ten_crop_every=0)
     history = trainer.train()
     assert history[-1]["val_top1_error"] < 10   # chance: 66.7%
+
+
+class CornerVoter:
+    """A stand-in model that looks at one pixel: the top-left one of each crop it is given
+    (red channel). It votes for class 1 with that pixel's value as the logit, and for
+    nothing (equal logits) when the pixel is dark."""
+
+    def forward(self, x, train=False):
+        logits = np.zeros((len(x), 3), np.float32)
+        logits[:, 1] = x[:, 0, 0, 0]
+        return logits
+
+
+def test_ten_crop_evaluation_uses_every_one_of_the_ten_crops(tmp_path):
+    """Image k is dark but for one bright pixel, where the top-left corner of the k-th of the
+    ten crops falls (256-pixel images, 227-pixel crops: the corners at 0 and 29, the centre
+    at 14; a mirrored crop starts at the right end of its window). Only crop k sees it, and
+    votes for the true class 1; averaged over all ten crops, every image is right. A crop
+    left out, or one taken twice, leaves an image at a tie, read as class 0: wrong."""
+    size, crop = 256, 227
+    far, middle = size - crop, (size - crop) // 2
+    windows = [(0, 0), (0, far), (far, 0), (far, far), (middle, middle)]
+    marks = [(top, left) for top, left in windows] + [(top, left + crop - 1) for top, left in windows]
+    images = np.zeros((10, size, size, 3), np.uint8)
+    for k, (row, column) in enumerate(marks):
+        images[k, row, column, 0] = 255
+    split = PreparedSplit(write_split(tmp_path / "val.h5", images, np.ones(10, np.int64), statistics=False))
+    augmenter = Augmenter(np.zeros((size, size, 3), np.float32), np.ones(3), np.eye(3), crop=crop)
+    result = training.evaluate(CornerVoter(), split, augmenter, batch_size=4, ten_crop=True)
+    assert result["top1_error_10crop"] == 0.0
+    assert result["top1_error"] == 90.0       # the centre crop alone sees only image 4's mark

@@ -77,7 +77,8 @@ class PreparedSplit:
     def statistics(self):
         """Mean image (S, S, 3) and the RGB eigen-decomposition, from a training split."""
         if "mean_image" not in self.file:
-            raise KeyError(f"{self.path} has no colour statistics: only the training split has them")
+            raise DatasetError(f"{self.path} has no mean image or colour statistics: only a training split's file "
+                               "has them (give the prepared train.h5)")
         return (self.file["mean_image"][...], self.file["rgb_eigenvalues"][...],
                 self.file["rgb_eigenvectors"][...])
 

@@ -37,8 +37,10 @@ is two columns on two GPUs (``--devices 0,1``), GPUs 2l and 2l + 1
 import hashlib
 import os
 import sys
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -50,6 +52,10 @@ from .layers.dropout import uniform
 # Intel MPI (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE), MVAPICH (MV2_COMM_WORLD_SIZE).
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 ABORT_GRACE_SECONDS = 1.0  # between printing why a process stopped and ending them all
+# How long a process waits in one collective call for the others before it ends the job:
+# longer than the slowest legitimate wait (rank 0 writing a checkpoint while the others wait
+# in the next step), far shorter than a day of a job waiting for nothing
+WAIT_LIMIT_SECONDS = 600.0
 
 
 # Splitting the work ------------------------------------------------------------------------
@@ -238,7 +244,7 @@ class Communicator:
         the checkpoint: rank 0 wrote it, and other machines may not see its disk)."""
         return self.broadcast(function(*args) if self.is_root else None)
 
-    def barrier(self):
+    def barrier(self, limit=True):
         """Wait until every process gets here."""
 
     def check_same_parameters(self, parameters):
@@ -264,45 +270,136 @@ class Communicator:
         """Every process's ``value``, in rank order, on every process."""
         return [value]
 
-    def __repr__(self):
-        return f"{type(self).__name__}(rank {self.rank} of {self.size}, local rank {self.local_rank})"
+    def check_same_data(self, train, val):
+        """None if every process reads the same prepared ``train`` and ``val`` splits, else
+        one line saying how they differ, the same on every process.
+
+        Processes with different data would split their epochs into different numbers of
+        steps, and the one that finishes first would wait forever for the others. Compared:
+        the image counts and a digest of what describes the images (stored size, labels,
+        classes, file names, mean image), not the pixels themselves: about 5 s for ImageNet's
+        1.28 million file names on a 2-core CPU, where reading every pixel would take an hour.
+        """
+        if self.size == 1:
+            return None
+        described = self.allgather((len(train), len(val), data_digest(train, val), str(train.path)))
+        n_train, n_val, digest, path = described[0]
+        for rank, (n_train_r, n_val_r, digest_r, path_r) in enumerate(described):
+            if (n_train_r, n_val_r) != (n_train, n_val):
+                return (f"the processes read different data: process {rank} has {n_train_r} training and {n_val_r} "
+                        f"validation images ({path_r}), process 0 {n_train} and {n_val} ({path}); give every "
+                        "process the same --data")
+            if digest_r != digest:
+                return (f"the processes read different data: process {rank}'s files ({path_r}) hold as many images "
+                        f"as process 0's ({path}) but other labels, classes, file names or mean image; give "
+                        "every process the same --data")
+        return None
+
+
+def data_digest(*splits):
+    """SHA-256 of what describes the images of prepared ``splits``: stored size, labels,
+    classes, file names and, where there is one, the mean image (not the pixels)."""
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(np.int64([len(split), split.stored_size]).tobytes())
+        digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+        for name in ("wnids", "filenames"):
+            if name in split.file:
+                digest.update("\n".join(split.file[name].asstr()[...]).encode())
+        if "mean_image" in split.file:
+            digest.update(np.ascontiguousarray(split.file["mean_image"][...]).tobytes())
+    return digest.hexdigest()
+
+
+class WaitLimit:
+    """Ends the whole job when this process waits longer than ``seconds`` in one collective
+    call: a process that waits for others that never come (they hang, or took another way
+    through the program) must not hold its machines for nothing.
+
+    A watching thread checks the time of the call in progress; past the limit it prints one
+    line on the real stderr and calls ``abort`` (MPI_Abort, which makes mpirun end every
+    process), as :func:`run_or_abort` does.
+    """
+
+    def __init__(self, seconds, rank, size, abort):
+        self.seconds, self.rank, self.size, self.abort = seconds, rank, size, abort
+        self.waiting = None                      # (what, since) of the call in progress
+        threading.Thread(target=self._watch, name="wait-limit", daemon=True).start()
+
+    @contextmanager
+    def __call__(self, what):
+        self.waiting = (what, time.monotonic())
+        try:
+            yield
+        finally:
+            self.waiting = None
+
+    def _watch(self):
+        while True:
+            time.sleep(min(1.0, self.seconds / 4))
+            waiting = self.waiting
+            if waiting is not None and time.monotonic() - waiting[1] > self.seconds:
+                sys.__stderr__.write(f"error: process {self.rank} of {self.size} waited more than {self.seconds:g} s "
+                                     f"for the others in {waiting[0]}; ending all of them (--wait-limit)\n")
+                sys.__stderr__.flush()
+                time.sleep(ABORT_GRACE_SECONDS)
+                self.abort(1)
+                os._exit(1)   # in case the abort itself could not be made
+
+
+@contextmanager
+def _no_limit(what):
+    yield
 
 
 class MpiCommunicator(Communicator):
-    """Processes started by mpirun; gradients (NumPy arrays) summed by MPI's Allreduce."""
+    """Processes started by mpirun; gradients (NumPy arrays) summed by MPI's Allreduce.
+
+    ``wait_limit``: the longest a process waits in one collective call before it ends the
+    job with a message (None: no limit).
+    """
 
     name = "MPI"
 
-    def __init__(self, mpi_comm=None):
+    def __init__(self, mpi_comm=None, wait_limit=WAIT_LIMIT_SECONDS):
         from mpi4py import MPI
         self.MPI = MPI
         self.mpi = MPI.COMM_WORLD if mpi_comm is None else mpi_comm
         self.rank, self.size = self.mpi.Get_rank(), self.mpi.Get_size()
         # the processes that share this machine (its memory) are numbered 0, 1, ... by local rank
         self.local_rank = self.mpi.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank).Get_rank()
+        self.wait_limit = wait_limit
+        self.waiting = _no_limit if not wait_limit else WaitLimit(wait_limit, self.rank, self.size, self.mpi.Abort)
 
     def sum_in_place(self, buffer):
-        self.mpi.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
+        with self.waiting("the all-reduce of the gradients"):
+            self.mpi.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
 
     def sum_values(self, values):
         values = np.array(values, dtype=np.float64)
-        self.mpi.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
-        # MPI does not promise every process the same roundings of a sum of floats; these
-        # numbers steer the learning-rate schedule, so all take rank 0's
-        self.mpi.Bcast(values, root=0)
+        with self.waiting("the sum of the losses"):
+            self.mpi.Allreduce(self.MPI.IN_PLACE, values, op=self.MPI.SUM)
+            # MPI does not promise every process the same roundings of a sum of floats; these
+            # numbers steer the learning-rate schedule, so all take rank 0's
+            self.mpi.Bcast(values, root=0)
         return values
 
     def any_true(self, flag):
-        return bool(self.mpi.allreduce(bool(flag), op=self.MPI.LOR))
+        with self.waiting("the agreement on stopping"):
+            return bool(self.mpi.allreduce(bool(flag), op=self.MPI.LOR))
 
     def broadcast(self, value):
-        return self.mpi.bcast(value, root=0)
+        with self.waiting("a broadcast from process 0"):
+            return self.mpi.bcast(value, root=0)
 
-    def barrier(self):
-        self.mpi.Barrier()
+    def barrier(self, limit=True):
+        """``limit=False`` for the one wait that may rightly take hours: process 0 preparing the data."""
+        with (self.waiting if limit else _no_limit)("a barrier"):
+            self.mpi.Barrier()
 
     def allgather(self, value):
-        return self.mpi.allgather(value)
+        with self.waiting("an exchange of checks"):
+            return self.mpi.allgather(value)
 
 
 class NcclCommunicator(MpiCommunicator):
@@ -316,8 +413,8 @@ class NcclCommunicator(MpiCommunicator):
 
     name = "NCCL"
 
-    def __init__(self, device, mpi_comm=None):
-        super().__init__(mpi_comm)
+    def __init__(self, device, mpi_comm=None, wait_limit=WAIT_LIMIT_SECONDS):
+        super().__init__(mpi_comm, wait_limit)
         from cupy.cuda import nccl
         if not nccl.available:
             raise RuntimeError("CuPy finds no NCCL library on this machine: install NCCL for your CUDA version "
@@ -347,11 +444,11 @@ def launched_by_mpirun():
     return any(os.environ.get(name, "1") not in ("", "1") for name in LAUNCHER_VARIABLES)
 
 
-def launch():
+def launch(wait_limit=WAIT_LIMIT_SECONDS):
     """The communicator of this process: MPI's when mpirun started it, else one process alone.
 
     mpi4py is imported only under mpirun: importing it starts MPI, which a single-process
-    run does not need.
+    run does not need. ``wait_limit``: see :class:`MpiCommunicator`.
     """
     if not launched_by_mpirun():
         return Communicator()
@@ -360,7 +457,7 @@ def launch():
     except ImportError:
         raise SystemExit("this program was started by mpirun, but mpi4py is not installed: "
                          'pip install -e ".[mpi]"') from None
-    return MpiCommunicator()
+    return MpiCommunicator(wait_limit=wait_limit)
 
 
 def for_devices(comm, devices):
@@ -368,7 +465,7 @@ def for_devices(comm, devices):
     first = devices[0] if isinstance(devices, tuple) else devices
     if comm.size == 1 or first == "cpu":
         return comm
-    return NcclCommunicator(first, comm.mpi)
+    return NcclCommunicator(first, comm.mpi, comm.wait_limit)
 
 
 def quiet_unless_root(comm):

@@ -13,12 +13,14 @@ everything needed to continue -- parameters, momentum, schedule, position, dropo
 streams, metrics -- goes into one checkpoint file, written atomically, and only after the
 weights and the validation loss are checked to be finite: a diverged model never replaces
 a good checkpoint. ``metrics.jsonl`` is rewritten from the checkpoint's history after each
-save and on resume, so the two always agree. Ctrl-C finishes the step in progress, writes a
-checkpoint and stops; ``resume`` continues from it and gives the same result as a run that
+save and on resume, so the two always agree. Ctrl-C, SIGTERM (what a cluster's scheduler
+sends before it ends a job) and SIGHUP (a closed terminal) finish the step in progress, write
+a checkpoint and stop; ``resume`` continues from it and gives the same result as a run that
 was never stopped.
 """
 
 import contextlib
+import inspect
 import json
 import math
 import os
@@ -31,7 +33,8 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import PCA_NOISE_STD, Augmenter, BatchLoader, batch_rng
-from .distributed import Communicator, ShareOfSplit, batch_share, share_dropout
+from .datasets.errors import DatasetError
+from .distributed import Communicator, ShareOfSplit, batch_share, data_digest, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
 from .model import AlexNet
@@ -47,12 +50,45 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+# The signals that ask a run to stop after the step in progress, with a checkpoint, and the
+# names a message gives them
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C after writing a checkpoint."""
+    """Training stopped on Ctrl-C, SIGTERM or SIGHUP after writing a checkpoint; ``signum`` is
+    the signal (the program exits with 128 + signum, as a shell reports a signal)."""
+
+    def __init__(self, message, signum=signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+class StoppedAtOnce(Exception):
+    """A second stop signal arrived while the first was being honoured: no new checkpoint."""
 
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, damaged, not a checkpoint, or of another model or data."""
+
+
+# Data --------------------------------------------------------------------------------------
+
+def check_prepared_alike(train, val):
+    """Raise DatasetError unless ``val`` can be fed as ``train`` is: images stored at the same
+    size, and a mean image in ``train`` of that size (subtracted from every crop).
+
+    Otherwise a whole epoch trains before validation fails (val larger), or validation
+    quietly subtracts the wrong part of the mean image (val smaller).
+    """
+    mean_image = train.statistics()[0]
+    if val.stored_size != train.stored_size:
+        raise DatasetError(f"{val.path} holds {val.stored_size}-pixel images but {train.path} "
+                           f"{train.stored_size}-pixel ones: the two were not prepared alike; prepare both "
+                           "with the same --size")
+    if mean_image.shape != (train.stored_size, train.stored_size, 3):
+        raise DatasetError(f"the mean image of {train.path} is {mean_image.shape[0]}x{mean_image.shape[1]} but "
+                           f"its images are {train.stored_size}x{train.stored_size}: prepare it again")
 
 
 # Checkpoints -------------------------------------------------------------------------------
@@ -204,7 +240,27 @@ class Trainer:
         self.epoch, self.batch = 0, 0            # the next batch to train on
         self.running = {"loss": 0.0, "correct": 0, "images": 0, "seconds": 0.0}
         self.history = []                        # one dict of metrics per finished epoch
-        self.stop_requested = False
+        # the rate the command line gave last (the starting rate, or a later --lr): an --lr on
+        # resume equal to it is the same command again, not a change of the schedule's rate
+        self.lr_given = recipe.learning_rate
+        self._data_description = None
+        self.stop_requested, self.stop_signal = False, None   # set by Ctrl-C, SIGTERM or SIGHUP
+
+    def data_description(self):
+        """The training file, its image count and digest (computed once): a resume on other
+        data with the same classes is allowed, and said."""
+        if self._data_description is None:
+            self._data_description = {"path": str(self.train_split.path), "images": len(self.train_split),
+                                      "digest": data_digest(self.train_split)}
+        return self._data_description
+
+    def other_data(self, meta):
+        """One line if the checkpoint ``meta`` was trained on other data than this trainer's, else None."""
+        saved, now = meta.get("data"), self.data_description()
+        if saved is None or saved["digest"] == now["digest"]:
+            return None
+        return (f"note: the checkpoint was trained on other data with the same classes ({saved['path']}, "
+                f"{saved['images']} images; now {now['path']}, {now['images']}): going on with this data")
 
     @property
     def finished(self):
@@ -213,31 +269,34 @@ class Trainer:
     # The loop ------------------------------------------------------------------------------
 
     def train(self):
-        """Train until the schedule or ``epochs`` says stop; Ctrl-C checkpoints and raises Interrupted."""
-        previous_handler = signal.getsignal(signal.SIGINT)
+        """Train until the schedule or ``epochs`` says stop.
 
+        Ctrl-C, SIGTERM or SIGHUP (on any process) lets the step in progress finish, writes a
+        checkpoint and raises Interrupted; a second one raises StoppedAtOnce without one.
+        """
         def request_stop(signum, frame):
-            if self.stop_requested:      # a second Ctrl-C stops at once, without a checkpoint
-                raise KeyboardInterrupt
-            self.stop_requested = True
-            print("\nCtrl-C: finishing this step, then writing a checkpoint (Ctrl-C again to quit now)",
-                  flush=True)
+            if self.stop_requested:      # the second one stops at once, without a checkpoint
+                raise StoppedAtOnce(f"a second {STOP_SIGNALS[signum]}: stopped at once")
+            self.stop_requested, self.stop_signal = True, signum
+            print(f"\n{STOP_SIGNALS[signum]}: finishing this step, then writing a checkpoint "
+                  "(Ctrl-C again to quit now)", flush=True)
 
-        in_main_thread = threading.current_thread() is threading.main_thread()
-        if in_main_thread:  # signal handlers can only be installed there
-            signal.signal(signal.SIGINT, request_stop)
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # handlers can only be installed there
+            previous = {signum: signal.signal(signum, request_stop) for signum in STOP_SIGNALS}
         try:
             self.comm.check_same_parameters(self.model.parameters())
             while not self.finished:
                 self.train_epoch()
                 if self.comm.any_true(self.stop_requested):  # all processes stop together, or none
                     self.save()
-                    raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}; "
-                                      f"checkpoint written to {self.out_dir / CHECKPOINT}")
+                    signum = self.stop_signal or signal.SIGINT   # None: another process's signal
+                    raise Interrupted(f"{STOP_SIGNALS[signum]}: stopped at epoch {self.epoch + 1}, batch "
+                                      f"{self.batch}; checkpoint written to {self.out_dir / CHECKPOINT}", signum)
                 self.end_epoch()
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return self.history
 
     def train_epoch(self):
@@ -246,6 +305,10 @@ class Trainer:
         size = self.recipe.batch_size
         with progress_bar(len(self.loader) * size, description, unit="img", initial=self.batch * size) as progress:
             for index, (images, labels) in self.loader.epoch(self.epoch, start=self.batch):
+                # asked before the step, so that a stop during the validation and the save of
+                # the last epoch trains no further
+                if self.comm.any_true(self.stop_requested):
+                    break
                 with self.blas_threads.step() if self.blas_threads else contextlib.nullcontext():
                     loss, correct = self.step(images, labels, batch_rng(self.seed, self.epoch, index))
                 self.batch = index + 1
@@ -255,8 +318,6 @@ class Trainer:
                 r["images"] += size
                 progress.set_postfix(loss=r["loss"] / r["images"], acc=r["correct"] / r["images"], refresh=False)
                 progress.update(size)
-                if self.comm.any_true(self.stop_requested):
-                    break
         self.running["seconds"] += time.perf_counter() - start
 
     def step(self, images, labels, rng):
@@ -342,8 +403,8 @@ class Trainer:
                 "epoch": self.epoch, "batch": self.batch, "running": self.running, "history": self.history,
                 "dropout_calls": {name: layer.calls for name, layer in self.model.dropout_layers()},
                 "seed": self.seed, "batch_size": self.recipe.batch_size, "max_epochs": self.max_epochs,
-                "pca_std": self.pca_std,
-                "classes": self.train_split.wnids}
+                "pca_std": self.pca_std, "lr_given": self.lr_given,
+                "classes": self.train_split.wnids, "data": self.data_description()}
         save_checkpoint(self.out_dir / CHECKPOINT, arrays, meta)
         # metrics.jsonl follows the checkpoint: a stop between the two leaves it one epoch
         # behind, and resume rewrites it from the checkpoint.
@@ -358,8 +419,9 @@ class Trainer:
             raise CheckpointError(f"{path} does not exist, so there is nothing to resume; "
                                   "start a new run without --resume")
         arrays, meta = self.comm.from_root(load_checkpoint, path)
-        if meta.get("model") != self.model_config:
-            raise CheckpointError(f"{path} is of a different model: {meta.get('model')}, not {self.model_config}")
+        different = model_differences(meta.get("model"), self.model_config)
+        if different:
+            raise CheckpointError(f"{path} is of a different model: {different}")
         if meta["classes"] != self.train_split.wnids:
             raise CheckpointError(f"{path} was trained on other classes than this data set's")
         if meta["seed"] != self.seed or meta["batch_size"] != self.recipe.batch_size:
@@ -372,6 +434,8 @@ class Trainer:
         velocity = {k[len("velocity/"):]: v for k, v in arrays.items() if k.startswith("velocity/")}
         self.sgd.load_state_dict({**meta["sgd"], "velocity": velocity}, self.model.parameters())
         self.schedule.load_state_dict(meta["schedule"])
+        # checkpoints from before lr_given was kept: the first epoch's rate, or the rate so far
+        self.lr_given = meta.get("lr_given", meta["history"][0]["lr"] if meta["history"] else meta["sgd"]["lr"])
         self.epoch, self.batch = meta["epoch"], meta["batch"]
         self.running, self.history = meta["running"], meta["history"]
         for name, layer in self.model.dropout_layers():
@@ -379,6 +443,19 @@ class Trainer:
         if self.comm.is_root:  # drops lines of epochs the checkpoint lacks
             write_metrics(self.out_dir / METRICS, self.history)
         return meta
+
+
+def model_differences(saved, config):
+    """'' if the AlexNet settings ``saved`` (a checkpoint's) and ``config`` build the same
+    model, else the settings that differ, in words. A setting left out is AlexNet's default:
+    --positive-bias 1 given is the run that did not give it."""
+    if not isinstance(saved, dict):
+        return "it has no model settings"
+    defaults = {name: parameter.default for name, parameter in inspect.signature(AlexNet).parameters.items()
+                if parameter.default is not inspect.Parameter.empty and name not in ("devices", "engine")}
+    saved, config = (json.loads(json.dumps({**defaults, **c})) for c in (saved, config))
+    return "; ".join(f"{key} {saved.get(key)} in the checkpoint, {config.get(key)} here"
+                     for key in sorted(saved.keys() | config.keys()) if saved.get(key) != config.get(key))
 
 
 def format_metrics(m):

@@ -81,7 +81,10 @@ def sixteen_bit_to_rgb(image):
 def float_to_rgb(image):
     """Floating-point greyscale with values 0..1 -> RGB 0..255, rounding to nearest."""
     values = np.asarray(image).astype(np.float64)
-    if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+    if values.size and not np.isfinite(values).all():
+        raise ValueError(f"floating-point pixels that are not numbers ({np.isnan(values).sum()} NaN, "
+                         f"{np.isinf(values).sum()} infinite): only 0..1 is understood")
+    if values.size and not (values.min() >= 0 and values.max() <= 1):
         raise ValueError(f"floating-point pixels from {values.min():g} to {values.max():g}: only 0..1 is "
                          "understood")
     grey = np.rint(values * 255).astype(np.uint8)

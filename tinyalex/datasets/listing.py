@@ -97,7 +97,7 @@ def read_class_names(src, wnids):
     for file_name in CLASS_NAME_FILES:
         path = Path(src) / file_name
         if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in path.read_text(encoding="utf-8-sig").splitlines():
                 parts = line.strip().split(maxsplit=1)
                 if len(parts) == 2:
                     names[parts[0]] = parts[1]
@@ -159,7 +159,7 @@ def list_flat_folder(folder, wnids, labels_file, index_wnids=None):
     images, ignored = split_images(folder)
     if not images:
         raise DatasetError(f"{folder}: holds no image files")
-    rows = [line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [line.strip() for line in labels_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     if rows and "," in rows[0]:
         labels = labels_from_csv(labels_file, images, wnids)
     else:
@@ -205,7 +205,7 @@ def labels_from_csv(labels_file, images, wnids):
     label_of = {wnid: label for label, wnid in enumerate(wnids)}
     name_of = {name: name for name in images}
     name_of.update({Path(name).stem: name for name in images if Path(name).stem not in name_of})
-    with open(labels_file, newline="", encoding="utf-8") as file:
+    with open(labels_file, newline="", encoding="utf-8-sig") as file:
         rows = [row for row in csv.reader(file) if row]
     if rows and rows[0][0] not in name_of and first_word(rows[0]) not in label_of:
         rows = rows[1:]  # a header row: it names neither a file nor a class
@@ -239,4 +239,4 @@ def read_index_wnids(path):
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: synsets file not found")
-    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.split()[0] for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]

@@ -56,6 +56,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from ..locking import folder_lock
@@ -93,7 +94,9 @@ def prepare_imagenet(src, out_dir, splits=SPLITS, *, val_labels=None, val_synset
         raise DatasetError(f"{out_dir} is a file, not a folder; choose another output folder")
     listings = {}
     for split in splits:
-        if not is_complete(out_dir / f"{split}.h5"):
+        if is_complete(out_dir / f"{split}.h5"):
+            check_kept(out_dir / f"{split}.h5", Path(src) / split, size)
+        else:
             labels, synsets = (val_labels, val_synsets) if split == "val" else (None, None)
             listings[split] = find_split(src, split, labels, synsets)
     try:
@@ -116,6 +119,25 @@ def prepare_imagenet(src, out_dir, splits=SPLITS, *, val_labels=None, val_synset
                                "folder") from None
         raise
     return {split: out_dir / f"{split}.h5" for split in splits}
+
+
+def check_kept(path, folder, size):
+    """A complete ``path`` is kept as it is: refuse it if it holds images of another size than
+    asked, and say so if it was prepared from another folder than ``folder``."""
+    stored = file_description(path)
+    if stored["size"] != size:
+        raise DatasetError(f"{path} is complete but holds {stored['size']}-pixel images, not the {size} asked for; "
+                           "delete it to prepare it again at this size, or choose another output folder")
+    source = stored["source"]
+    if source and Path(source) != folder and Path(source).resolve() != folder.resolve():
+        print(f"note: {path} is kept, but it was prepared from {source}, not {folder}; delete it to prepare "
+              f"{folder} instead")
+
+
+def file_description(path):
+    """The ``size`` and ``source`` attributes of a prepared file."""
+    with h5py.File(path, "r") as f:
+        return {"size": int(f.attrs.get("size", f["images"].shape[1])), "source": str(f.attrs.get("source", ""))}
 
 
 def prepare_split(src, out_dir, split, *, val_labels=None, val_synsets=None, size=256, workers=None,

@@ -75,6 +75,10 @@ def open_prepared(path):
     try:
         file = h5py.File(path, "r")
     except OSError:
+        if h5py.is_hdf5(path):   # the signature is there: a file cut short or damaged
+            raise DatasetError(f"{path} is an HDF5 file that cannot be read: cut short (a copy that did not "
+                               f"finish?) or damaged; copy it again or prepare it again with "
+                               f"{PREPARE_COMMAND}") from None
         raise DatasetError(f"{path} is not an HDF5 file; prepare the images with {PREPARE_COMMAND}") from None
     if not file.attrs.get("complete", False):
         file.close()
