@@ -65,6 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--devices", default=None, help='"cpu", a GPU id, or two ids such as 0,1')
     p.add_argument("--data-out", type=Path, default=Path("data"), help="where the built-in data set goes")
     p.add_argument("--out", type=Path, help="default: runs/ablations, or runs/ablations-overfit")
+    p.add_argument("--adaptive-threads", action="store_true",
+                   help="NumPy's BLAS on one thread while other programs slow the steps (see train_imagenet.py)")
     p.add_argument("--regime", choices=("builtin", "overfit"), default="builtin",
                    help="builtin: the built-in run's data and recipe; overfit: a tenth of its training images, "
                         "a fixed learning rate and long runs, where a net can overfit (tinyalex/builtin.py: "
@@ -118,7 +120,8 @@ def run_one(variant, seed, args, train, val):
     model = AlexNet(devices=args.devices, **config)
     recipe = recipe_for(args)
     trainer = Trainer(model, config, train, val, out, recipe=recipe, epochs=args.epochs, seed=seed,
-                      ten_crop_every=args.epochs, blas_threads=BlasThreads(), **trainer_options)
+                      ten_crop_every=args.epochs, blas_threads=BlasThreads() if args.adaptive_threads else None,
+                      **trainer_options)
     if (out / "checkpoint.npz").exists():
         trainer.resume()
     started = time.perf_counter()

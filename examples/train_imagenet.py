@@ -136,6 +136,10 @@ def parse_args(argv=None):
                    help="validate on ten crops every N epochs (0: only after the last; default: 1)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--adaptive-threads", action="store_true",
+                   help="on a machine shared with other programs: NumPy's BLAS on one thread while they slow "
+                        "the steps, on every core otherwise, chosen by timing the steps (faster under load, but "
+                        "the numbers then depend on the load: a run is no longer repeatable to the last bit)")
     p.add_argument("--wait-limit", type=seconds, default=distributed.WAIT_LIMIT_SECONDS, metavar="SECONDS",
                    help="under mpirun: end the job, with a message, when a process waits this long for the "
                         f"others (default: {distributed.WAIT_LIMIT_SECONDS:g}; 0: no limit)")
@@ -294,8 +298,9 @@ def train_and_report(args, comm, model, model_config, train, val, recipe, epochs
     trainer = Trainer(model, model_config, train, val, args.out, recipe=recipe, epochs=epochs, seed=args.seed,
                       ten_crop_every=ten_crop_every, after_epoch=redraw_curves, communicator=comm,
                       pca_std=0.0 if args.no_pca else PCA_NOISE_STD,
-                      blas_threads=engines.BlasThreads())   # all cores, or one while other programs take them
-    print(trainer.blas_threads.describe())
+                      blas_threads=engines.BlasThreads() if args.adaptive_threads else None)
+    if args.adaptive_threads:
+        print(trainer.blas_threads.describe())
     if args.resume:
         meta = trainer.resume()
         print(f"resuming from {args.out / CHECKPOINT}: epoch {meta['epoch'] + 1}, batch {meta['batch']}")

@@ -70,3 +70,20 @@ def test_the_step_runs_with_the_chosen_count_and_puts_it_back():
     with threads.step():
         inside = blas_threads()
     assert inside == {1} and blas_threads() == before and threads.history[1] == 1
+
+
+def test_the_training_program_chooses_threads_when_asked(data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def train(out, *extra):
+        return subprocess.run([sys.executable, "examples/train_imagenet.py", "--data", str(data), "--epochs", "1",
+                               "--batch-size", "4", "--ten-crop-every", "0", "--no-plots", "--out", str(out), *extra],
+                              cwd=root, capture_output=True, text=True, timeout=600)
+
+    asked = train(tmp_path / "asked", "--adaptive-threads")
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    assert "NumPy's BLAS threads:" in asked.stdout     # (test_train_example: not without the option)

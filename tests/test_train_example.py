@@ -21,6 +21,7 @@ def test_train_resume_and_refuse_to_overwrite(data, tmp_path):
     first = train("--data", data, "--epochs", "1", "--out", out)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "60,965,224 parameters" not in first.stdout      # 3 classes: fc8 is smaller
+    assert "NumPy's BLAS threads:" not in first.stdout     # repeatable: BLAS threads left alone unless asked
     for name in ["checkpoint.npz", "metrics.jsonl", "summary.json", *PICTURES]:
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
