@@ -11,6 +11,9 @@ The three runs:
   no process-wide setting made.
 * ``tinyalex-tuned``: the same after the training program's one explicit call,
   ``tinyalex.engines.tune_process()``.
+* ``tinyalex-adaptive``: the tuned loop with ``tinyalex.engines.BlasThreads`` choosing
+  NumPy's BLAS threads step by step (``--adaptive-threads`` of the training program): one
+  while other programs slow the steps, every core otherwise. Not in the default --runs.
 * ``pytorch``: PyTorch's equivalent AlexNet (``alexnet_torch.py``) with ``torch.optim.SGD``,
   nothing set either.
 
@@ -23,6 +26,7 @@ Python loop each) for the whole benchmark, as a machine shared with other work.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,7 +36,7 @@ import sys
 import time
 from pathlib import Path
 
-RUNS = ("tinyalex", "tinyalex-tuned", "pytorch")
+RUNS = ("tinyalex", "tinyalex-tuned", "tinyalex-adaptive", "pytorch")
 HERE = Path(__file__).resolve().parent
 
 
@@ -83,16 +87,18 @@ def worker(run, steps, batch):
         from tinyalex import SGD, AlexNet, engines
         from tinyalex.layers import SoftmaxCrossEntropy
 
-        if run == "tinyalex-tuned":
+        if run in ("tinyalex-tuned", "tinyalex-adaptive"):
             settings = engines.tune_process()
+        threads = engines.BlasThreads() if run == "tinyalex-adaptive" else None
         model = AlexNet(devices="cpu")
         optimizer, loss = SGD(engine=model.engine), SoftmaxCrossEntropy()
         settings.append(engines.describe(model))
 
         def train():
-            loss.forward(model.forward(images, train=True), labels)
-            model.backward(loss.backward())
-            optimizer.step(model.parameters())
+            with threads.step() if threads else contextlib.nullcontext():
+                loss.forward(model.forward(images, train=True), labels)
+                model.backward(loss.backward())
+                optimizer.step(model.parameters())
 
         def forward():
             model.forward(images, train=False)
@@ -135,7 +141,8 @@ def report(results, args):
         speed[run] = {kind: images_per_second(times[kind], args.batch) for kind in ("train", "forward")}
         print(f"  {run:16} {speed[run]['train']:12.1f} {1e3 * statistics.median(times['train']):9.0f} "
               f"{speed[run]['forward']:14.1f} {1e3 * statistics.median(times['forward']):11.0f}")
-    pairs = [("tinyalex", "pytorch"), ("tinyalex-tuned", "pytorch"), ("tinyalex", "tinyalex-tuned")]
+    pairs = [("tinyalex", "pytorch"), ("tinyalex-tuned", "pytorch"), ("tinyalex-adaptive", "pytorch"),
+             ("tinyalex", "tinyalex-tuned")]
     for mine, reference in pairs:
         if mine in speed and reference in speed:
             print(f"  {mine} / {reference}: train {speed[mine]['train'] / speed[reference]['train']:.2f}, "
@@ -149,7 +156,8 @@ def main():
     parser.add_argument("--steps", type=int, default=4, help="timed steps of each kind per process")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--load", type=int, default=0, help="CPU-bound processes running alongside")
-    parser.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
+    parser.add_argument("--runs", default="tinyalex,tinyalex-tuned,pytorch",
+                        help=f"comma-separated, of {', '.join(RUNS)} (default: all but tinyalex-adaptive)")
     parser.add_argument("--json", metavar="OUT", help="write every time to this JSON file")
     parser.add_argument("--worker", choices=RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
