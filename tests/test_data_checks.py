@@ -1,10 +1,12 @@
-"""Corners of data preparation and reading that the other tests never reach: the fsync of
-the rows before a preparation checkpoint, and the raw-read fallback for offsets not listed
-when a file was opened.
+"""Corners of data preparation and reading that the other tests never reach: a symbolic-link
+loop in a class folder, the fsync of the rows before a preparation checkpoint, and the
+raw-read fallback for offsets not listed when a file was opened.
 """
 
+import errno
 import os
 
+import h5py
 import numpy as np
 from conftest import write_split
 from PIL import Image
@@ -23,6 +25,22 @@ def noise(n, seed=0, side=SIZE):
 
 
 # Preparation --------------------------------------------------------------------------------
+
+def test_a_symbolic_link_loop_in_a_class_folder_is_skipped_with_its_reason(tmp_path):
+    folder = tmp_path / "src" / "train" / "n00000000"
+    folder.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(noise(1, seed=i, side=40)[0]).save(folder / f"img_{i}.JPEG")
+    os.symlink("loop.JPEG", folder / "loop.JPEG")                  # points at itself
+    os.symlink("b.jpg", folder / "a.jpg")                          # two that point at each other
+    os.symlink("a.jpg", folder / "b.jpg")
+    path = prepare_split(tmp_path / "src", tmp_path / "out", "train", size=32, workers=1)
+    with h5py.File(path, "r") as f:
+        skipped = dict(line.split("\t") for line in f["skipped"].asstr()[...])
+        assert len(f["images"]) == 2
+    assert sorted(skipped) == ["n00000000/a.jpg", "n00000000/b.jpg", "n00000000/loop.JPEG"]
+    assert all(os.strerror(errno.ELOOP) in reason for reason in skipped.values()), skipped
+
 
 def test_rows_are_fsynced_before_every_checkpoint_that_counts_them(tmp_path, monkeypatch):
     """A kill leaves the page cache alone, so only the order of the calls shows a missing
