@@ -112,8 +112,8 @@ def check_contents(file, path):
         wrong = np.flatnonzero((labels < 0) | (labels >= classes))
         if len(wrong):
             raise DatasetError(f"{path}: image {wrong[0]} has label {labels[wrong[0]]}, not a class index from 0 "
-                               f"to {classes - 1} ({len(wrong)} such labels); the file is damaged, prepare it "
-                               f"again with {PREPARE_COMMAND}")
+                               f"to {classes - 1} ({len(wrong)} of its {len(labels)} labels are out of range); the "
+                               f"file is damaged, prepare it again with {PREPARE_COMMAND}")
         for name in STATISTICS:
             if name in file and not np.isfinite(file[name][...]).all():
                 raise DatasetError(f"{path}: its {name} holds values that are not finite (NaN or infinite); "
