@@ -73,7 +73,7 @@ def test_raw_reads_give_what_h5py_reads(tmp_path):
 def test_a_truncated_file_fails_a_raw_read_with_the_reason(tmp_path):
     images = np.zeros((4, 8, 8, 3), dtype=np.uint8)
     path = write_split(tmp_path / "train.h5", images, np.zeros(4))
-    split = PreparedSplit(path)
+    split = PreparedSplit(path, check=False)       # with checks, any read after the cut stops (test_data_checks.py)
     last = int(split.offsets.max())
     os.truncate(path, last + 10)                   # the last image loses all but 10 of its bytes
     split.read([0, 1, 2])

@@ -28,8 +28,8 @@ import weakref
 import numpy as np
 
 from .backend import array_module, on_device, to_device
-from .datasets.errors import DatasetError
-from .datasets.prepared import open_prepared
+from .datasets.errors import DataChanged, DatasetError
+from .datasets.prepared import image_checksum, open_prepared
 from .distributed import batch_share
 
 CROP = 227
@@ -41,12 +41,21 @@ class PreparedSplit:
 
     ``stored_size`` is the side S of the stored images (256 for the paper), not the side of
     the crops the network sees (``AlexNet.image_size``, 227). Raises DatasetError (or its
-    IncompleteFileError) for a missing, unfinished or foreign file.
+    IncompleteFileError) for a missing, unfinished or foreign file, or one whose labels or
+    statistics are out of range (open_prepared checks them).
+
+    With ``check=True`` every read also checks that the file is still the one opened (its
+    size, modification time and identity, one ``stat`` a batch) and that each image matches
+    the checksum stored when it was prepared (CRC-32), and raises DataChanged if not. A file
+    prepared before checksums existed is read without them.
     """
 
-    def __init__(self, path, raw=True):
+    def __init__(self, path, raw=True, check=True):
         self.path = path
+        opened_as = identity(path)     # before the file is read: a change after this is seen
         self.file = open_prepared(path)
+        self.check, self.opened_as = check, opened_as
+        self.checksums = self.file["checksums"][...] if check and "checksums" in self.file else None
         self.images = self.file["images"]                     # (N, 256, 256, 3) uint8, on disk
         self.labels = self.file["labels"][...]                # (N,) int64, in memory
         self.wnids = list(self.file["wnids"].asstr()[...])
@@ -97,7 +106,25 @@ class PreparedSplit:
                 self.images.read_direct(images, np.s_[index], np.s_[position])
             else:
                 self.read_raw(index, images[position])
+        if self.check:
+            self.check_read(indices, images)
         return images, self.labels[indices]
+
+    def check_read(self, indices, images):
+        """Raises DataChanged unless the file is the one opened and ``images`` (read from
+        ``indices``) match their checksums."""
+        if identity(self.path) != self.opened_as:
+            raise DataChanged(f"{self.path} changed while this job was reading it (its size, modification time or "
+                              "identity is not what it was when it was opened), so what is read from it cannot be "
+                              "trusted")
+        if self.checksums is None:
+            return
+        for position, index in enumerate(indices):
+            if image_checksum(images[position]) != self.checksums[index]:
+                name = self.file["filenames"].asstr()[index]
+                raise DataChanged(f"{self.path}: image {index} ({name}) does not match the checksum stored when it "
+                                  f"was prepared: the file is damaged (python datasets/verify.py {self.path} "
+                                  "finds every damaged image)")
 
     def read_raw(self, index, out):
         """Copy image ``index``'s bytes from the file into ``out`` (one contiguous image)."""
@@ -113,6 +140,17 @@ class PreparedSplit:
             self._close_descriptor()
             self.descriptor = None
         self.file.close()
+
+
+def identity(path):
+    """What says that ``path`` is still the same file: device, inode, size and modification
+    time (None if it is gone). Copying over a file keeps its inode and changes the rest;
+    moving another file to its name changes the inode."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def batch_rng(seed, epoch, batch):

@@ -33,7 +33,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .data import PCA_NOISE_STD, Augmenter, BatchLoader, batch_rng
-from .datasets.errors import DatasetError
+from .datasets.errors import DataChanged, DatasetError
 from .distributed import Communicator, ShareOfSplit, batch_share, data_digest, share_dropout
 from .layers import SoftmaxCrossEntropy
 from .layers.loss import softmax
@@ -294,6 +294,8 @@ class Trainer:
                     raise Interrupted(f"{STOP_SIGNALS[signum]}: stopped at epoch {self.epoch + 1}, batch "
                                       f"{self.batch}; checkpoint written to {self.out_dir / CHECKPOINT}", signum)
                 self.end_epoch()
+        except DataChanged as error:
+            raise self.data_changed(error) from None
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -353,6 +355,15 @@ class Trainer:
             kept = "Nothing was written, and there is no checkpoint of this run yet."
         return TrainingDiverged(f"{what}. {kept} A smaller learning rate (the paper's is 0.01) or the smaller "
                                 "positive bias (0.1) usually helps.")
+
+    def data_changed(self, error):
+        """The DataChanged error to stop with, after a checkpoint of the steps trained so far
+        (one process only: with several, the others may not have seen the change)."""
+        if self.comm.size > 1:
+            return DataChanged(f"{error}. The last checkpoint is that of the last epoch's end")
+        self.save()
+        return DataChanged(f"{error}. A checkpoint of the steps trained so far was written to "
+                           f"{self.out_dir / CHECKPOINT}; resume from it once the file is whole again")
 
     def end_epoch(self):
         validate_ten = self.ten_crop_every > 0 and (self.epoch + 1) % self.ten_crop_every == 0

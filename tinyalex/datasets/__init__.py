@@ -10,10 +10,11 @@
     errors.py      the errors raised for bad input: DatasetError and its kinds
 
 The command-line programs are in the repository's datasets/ folder
-(``python datasets/prepare.py SRC OUT_DIR``); docs/data.md explains all of it.
+(``python datasets/prepare.py SRC OUT_DIR``, ``python datasets/verify.py FILE``); docs/data.md
+explains all of it.
 """
 
-from .errors import DatasetError, IncompleteFileError
+from .errors import DataChanged, DatasetError, IncompleteFileError
 from .prepared import is_complete, open_prepared, write_prepared
 
-__all__ = ["DatasetError", "IncompleteFileError", "is_complete", "open_prepared", "write_prepared"]
+__all__ = ["DataChanged", "DatasetError", "IncompleteFileError", "is_complete", "open_prepared", "write_prepared"]

@@ -11,3 +11,8 @@ class DatasetError(Exception):
 
 class IncompleteFileError(DatasetError):
     """A prepared HDF5 file whose preparation has not finished."""
+
+
+class DataChanged(DatasetError):
+    """What was read from a prepared file is not what was prepared: an image fails its
+    checksum, or the file was rewritten or replaced while a job was reading it."""

@@ -171,12 +171,22 @@ def split_images(folder):
     """File names in `folder` -> (image files, other entries), both sorted."""
     images, ignored = [], []
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-        is_image = entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS
+        is_image = may_be_file(entry) and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS
         if is_image and not entry.name.startswith("."):
             images.append(entry.name)
         else:
             ignored.append(entry.name)
     return images, ignored
+
+
+def may_be_file(entry):
+    """entry.is_file(), except that a link that cannot be followed (a loop of symbolic links,
+    ELOOP) counts as a file: named like an image, it then reaches the decoder, which skips it
+    with the system's reason, like every other file that cannot be read."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return True
 
 
 def labels_from_indices(labels_file, rows, images, index_wnids, wnids):

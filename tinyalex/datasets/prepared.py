@@ -12,6 +12,8 @@ Layout of OUT_DIR/<split>.h5 (N images, S = stored size, 256 for the paper, K cl
     wnids              (K,)           string    the sorted folder names of SRC/train
     class_names        (K,)           string    readable names (the wnids if SRC has no words file)
     skipped            (M,)           string    "path<TAB>reason" for each file left out
+    checksums          (N,)           uint32    CRC-32 (zlib.crc32) of each image's S*S*3 bytes; files
+                                                prepared before checksums existed lack it
 
     train.h5 only (stats.py; all on the 0..255 scale of the pixels):
     mean_image         (S, S, 3)      float32   mean over training images, per pixel and channel
@@ -29,9 +31,16 @@ h5py returns the string datasets as bytes; read them with `f["wnids"].asstr()[..
 <split>.h5.partial, sets the ``complete`` attribute last, and only then renames it to
 <split>.h5. So a file named <split>.h5 with ``complete`` set holds every image, and
 :func:`open_prepared` refuses anything else.
+
+What is checked, and when. Opening (:func:`open_prepared`, milliseconds even for ImageNet)
+reads the labels and the statistics and refuses a label outside 0..K-1 or a statistic that
+is not finite, naming the file. The images (252 GB for ImageNet) are checked one by one as
+they are read (:class:`tinyalex.data.PreparedSplit`), and all at once by
+``python datasets/verify.py FILE``, which uses :func:`damaged_images`.
 """
 
 import os
+import zlib
 from pathlib import Path
 
 import h5py
@@ -89,7 +98,59 @@ def open_prepared(path):
         file.close()
         raise DatasetError(f"{path} is marked complete but lacks {', '.join(missing)}: not a tinyalex "
                            "prepared file")
+    check_contents(file, path)
     return file
+
+
+def check_contents(file, path):
+    """Refuses (DatasetError, naming ``path``) labels outside 0..K-1, statistics that are not
+    finite, and a checksum list that does not match the images; closes ``file`` if so.
+
+    Cheap: the labels (8 bytes an image) and the statistics are read, the images are not.
+    """
+    try:
+        labels, classes = file["labels"][...], len(file["wnids"])
+        if len(labels) != len(file["images"]):
+            raise DatasetError(f"{path} holds {len(file['images'])} images and {len(labels)} labels: the file is "
+                               f"damaged; prepare it again with {PREPARE_COMMAND}")
+        wrong = np.flatnonzero((labels < 0) | (labels >= classes))
+        if len(wrong):
+            raise DatasetError(f"{path}: image {wrong[0]} has label {labels[wrong[0]]}, not a class index from 0 "
+                               f"to {classes - 1} ({len(wrong)} of its {len(labels)} labels are out of range); the "
+                               f"file is damaged, prepare it again with {PREPARE_COMMAND}")
+        for name in STATISTICS:
+            if name in file and not np.isfinite(file[name][...]).all():
+                raise DatasetError(f"{path}: its {name} holds values that are not finite (NaN or infinite); "
+                                   f"the file is damaged, prepare it again with {PREPARE_COMMAND}")
+        if "checksums" in file and file["checksums"].shape != labels.shape:
+            raise DatasetError(f"{path} holds {len(labels)} images and {len(file['checksums'])} checksums: the "
+                               f"file is damaged; prepare it again with {PREPARE_COMMAND}")
+    except DatasetError:
+        file.close()
+        raise
+
+
+def image_checksum(image):
+    """CRC-32 of one image's bytes (uint8 S x S x 3, C order), as stored in `checksums`."""
+    return zlib.crc32(np.ascontiguousarray(image, dtype=np.uint8))
+
+
+def damaged_images(file, block=64, progress=None):
+    """Yields the index of every image of an open prepared file whose bytes do not match its
+    stored checksum, reading the images once in file order, ``block`` at a time.
+
+    progress: None, or a bar whose ``update(n)`` is called after every block. A file
+    without checksums (prepared before they existed) raises DatasetError.
+    """
+    if "checksums" not in file:
+        raise DatasetError(f"{file.filename} has no checksums: it was prepared before tinyalex stored them")
+    images, checksums = file["images"], file["checksums"][...]
+    for start in range(0, len(images), block):
+        for offset, image in enumerate(images[start:start + block]):
+            if image_checksum(image) != checksums[start + offset]:
+                yield start + offset
+        if progress is not None:
+            progress.update(min(block, len(images) - start))
 
 
 def write_prepared(path, images, labels, filenames, wnids, class_names, *, split, source="", skipped=(),
@@ -109,12 +170,15 @@ def write_prepared(path, images, labels, filenames, wnids, class_names, *, split
     with h5py.File(partial, "w") as f:
         f.attrs.update(complete=False, split=split, size=shape[1], num_classes=len(wnids), source=str(source))
         stored = f.create_dataset("images", shape=shape, dtype=np.uint8, chunks=(1,) + tuple(shape[1:]))
+        checksums = np.zeros(shape[0], dtype=np.uint32)
         row = 0
         for block in blocks:
             stored[row:row + len(block)] = block
+            checksums[row:row + len(block)] = [image_checksum(image) for image in block]
             row += len(block)
         if row != shape[0]:
             raise ValueError(f"{row} images given for a file of {shape[0]}")
+        f.create_dataset("checksums", data=checksums)
         f.create_dataset("labels", data=np.asarray(labels, dtype=np.int64))
         for name, texts in (("filenames", filenames), ("wnids", wnids), ("class_names", class_names),
                             ("skipped", skipped)):
