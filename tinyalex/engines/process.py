@@ -134,8 +134,10 @@ class BlasThreads:
     thread can be three times as fast as on all of them (measured: docs/benchmarks.md). The
     load comes and goes while a run trains, so the choice is made from the steps themselves:
 
+    * once, after the first three steps, ``probe`` steps on one thread, for a machine that
+      is already loaded when the run starts (on a quiet one this costs two slower steps);
     * on all cores, while steps stay within ``slower`` of the fastest recent median, nothing
-      else is tried (a quiet machine pays nothing);
+      else is tried;
     * when they get slower than that, the next ``probe`` steps run on one thread, and the
       faster of the two recent medians is kept;
     * on one thread, after ``every`` steps, ``probe`` steps on all cores see whether the
@@ -160,6 +162,7 @@ class BlasThreads:
         self.recent = {self.cores: [], 1: []}
         self.best = {self.cores: float("inf"), 1: float("inf")}
         self.probing, self.steps_since_probe, self.wait = 0, 0, every
+        self.calibrated = False       # whether the first look at one thread was taken
         self.history = {self.cores: 0, 1: 0}
 
     @property
@@ -198,7 +201,10 @@ class BlasThreads:
                 self.steps_since_probe = 0
             return
         self.steps_since_probe += 1
-        if self.current == self.cores:
+        if self.current == self.cores and not self.calibrated and len(recent) >= 3:
+            self.calibrated = True    # loaded from the start: no change of speed would show it
+            self.start_probe()
+        elif self.current == self.cores:
             # the median of three, so that one slow step (a page fault storm, a log write) is not load
             if len(recent) >= 3 and median(recent[-3:]) > self.slower * self.best[count]:
                 self.start_probe()
