@@ -131,7 +131,7 @@ class BlasThreads:
 
     On a quiet machine the matrix products are fastest on every core. When other programs
     take cores, BLAS's threads wait for each other at every product, and a step on one
-    thread can be three times as fast as on all of them (measured: docs/benchmarks.md). The
+    thread can be nearly twice as fast as on all of them (measured: docs/benchmarks.md). The
     load comes and goes while a run trains, so the choice is made from the steps themselves:
 
     * once, after the first three steps, ``probe`` steps on one thread, for a machine that
