@@ -26,7 +26,6 @@ ahead, the loader reads while the step runs).
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -43,17 +42,10 @@ from tinyalex.datasets.stats import rgb_eigen_of
 from tinyalex.layers import SoftmaxCrossEntropy
 from tinyalex.training import Trainer
 
+from user_loop import cpu_name
+
 SIZE, CLASSES, BLOCK = 256, 1000, 64
 
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # 1. The data -------------------------------------------------------------------------------

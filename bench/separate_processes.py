@@ -29,25 +29,16 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from user_loop import cpu_name   # bench/, beside this file, is on the path of a script run as a file
+
 RUNS = ("tinyalex", "tinyalex-tuned", "tinyalex-adaptive", "pytorch")
-HERE = Path(__file__).resolve().parent
 
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # One run, in its own process ---------------------------------------------------------------
@@ -64,7 +55,6 @@ def worker(run, steps, batch):
         import torch
         import torch.nn.functional as F
 
-        sys.path.insert(0, str(HERE))
         from alexnet_torch import AlexNetTorch
         from tinyalex import PAPER
 

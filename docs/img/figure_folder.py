@@ -1,5 +1,5 @@
-"""The command line every make_*_figure.py script of the layer chapters shares:
-an optional FOLDER to write the picture to, docs/img/ by default."""
+"""What every make_*_figure.py script of the layer chapters shares: the command line (an
+optional FOLDER to write the picture to, docs/img/ by default) and the saving."""
 
 import argparse
 from pathlib import Path
@@ -13,3 +13,11 @@ def parse_folder(description):
     if not folder.is_dir():
         parser.error(f"{folder} is not a folder")
     return folder
+
+
+def save(fig, folder, name):
+    """Lay ``fig`` out and write it as ``folder/name`` (100 dpi, trimmed to its contents)."""
+    fig.tight_layout()
+    path = Path(folder) / name
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    print(f"wrote {path}")

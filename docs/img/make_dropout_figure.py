@@ -9,12 +9,11 @@ Every bar comes from tinyalex.Dropout(p=0.5): one training pass, the average of 
 training passes, and an evaluation pass (``train=False``).
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex import Dropout
 
 plt.switch_backend("Agg")  # a file, never a window
@@ -52,10 +51,7 @@ def main(folder):
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("activity")
     fig.suptitle("Dropout, p = 0.5 (section 4.2), as tinyalex.Dropout computes it", fontsize=11)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

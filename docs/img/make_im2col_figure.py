@@ -9,13 +9,12 @@ left (one image, one channel, kernel 3, stride 1, no padding); the colours only 
 patch went where.
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex.layers.conv import im2col
 
 plt.switch_backend("Agg")  # a file, never a window
@@ -65,10 +64,7 @@ def main(folder):
     ax.set_aspect("equal")
     ax.axis("off")
     fig.suptitle("Convolution as one matrix product: patches become columns", fontsize=12)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

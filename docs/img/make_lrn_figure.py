@@ -10,12 +10,11 @@ conv1's are on raw pixels, so that alpha * sum(a^2) is not small next to k and t
 inhibition shows: equal inputs come out smaller next to the strong channel.
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex import LRN
 
 plt.switch_backend("Agg")  # a file, never a window
@@ -54,10 +53,7 @@ def main(folder):
     bottom.set_title(f"LRN(size=5, k=2, alpha=1e-4, beta=0.75): the blue channels, within {half} of channel "
                      f"{STRONG}, are inhibited", fontsize=10)
     fig.suptitle("b[c] = a[c] / (k + alpha * sum of a[j]^2 over the 5 channels around c) ^ beta", fontsize=11)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,12 @@ the input is tie-free (tinyalex.testing.tie_free, scaled to whole numbers), so e
 has one winner.
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Circle, Rectangle
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex import MaxPool2D
 from tinyalex.testing import tie_free
 
@@ -71,10 +70,7 @@ def main(folder):
     panel(right, x, 2, 2, "non-overlapping, z = s = 2: windows tile the input,\nthe last row and column are never read")
     fig.suptitle("Max-pooling (section 3.4): the first row of windows and their winners (circled), "
                  "tinyalex.MaxPool2D", fontsize=11)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ Both curves come from tinyalex's own layers: the values from ``forward``, the gr
 from ``backward`` of a gradient of ones, so the picture shows what the code computes.
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex import ReLU, Tanh
 
 plt.switch_backend("Agg")  # a file, never a window
@@ -48,10 +47,7 @@ def main(folder):
         ax.grid(alpha=0.3)
     right.set_ylim(-0.1, 1.15)
     fig.suptitle("Section 3.1: ReLU does not saturate, tanh does (tinyalex.ReLU and tinyalex.Tanh)", fontsize=11)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ The weight decay is 2, not the paper's 0.0005, so that its pull towards 0 can be
 it moves the minimum to that of L(w) + |w|^2 (in general L(w) + wd/2 |w|^2).
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex.sgd import update_numpy
 
 plt.switch_backend("Agg")  # a file, never a window
@@ -64,10 +63,7 @@ def main(folder):
     ax.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     ax.set_title(f"v <- m v - wd lr w - lr dL/dw;  w <- w + v   ({STEPS} steps, lr {LR}, "
                  "tinyalex.sgd.update_numpy)", fontsize=9.5)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,11 @@ One image, six classes, label 2: the probabilities come from tinyalex.layers.los
 the loss and the gradient from tinyalex.SoftmaxCrossEntropy (``forward``, ``backward``).
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figure_folder import parse_folder
+from figure_folder import parse_folder, save
 from tinyalex import SoftmaxCrossEntropy
 from tinyalex.layers.loss import softmax
 
@@ -47,10 +46,7 @@ def main(folder):
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Softmax and cross-entropy (section 3.5), one image, from tinyalex.SoftmaxCrossEntropy",
                  fontsize=11)
-    fig.tight_layout()
-    path = Path(folder) / NAME
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    print(f"wrote {path}")
+    save(fig, folder, NAME)
 
 
 if __name__ == "__main__":
