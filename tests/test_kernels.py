@@ -264,6 +264,20 @@ def test_maxpool_on_gpu_matches_numpy(dtype, rng):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("height,width", [(8, 11), (9, 12), (6, 6)])
+def test_maxpool_on_gpu_matches_numpy_on_sizes_the_window_does_not_tile(height, width, ceil_mode, rng):
+    import cupy
+    x = tie_free((2, 3, height, width), rng)
+    cpu, gpu = MaxPool2D(3, 2, ceil_mode), MaxPool2D(3, 2, ceil_mode)
+    out = cpu.forward_numpy(x)
+    np.testing.assert_array_equal(cupy.asnumpy(gpu.forward(cupy.asarray(x))), out)
+    np.testing.assert_array_equal(cupy.asnumpy(gpu.argmax), cpu.argmax)
+    dout = rng.standard_normal(out.shape)
+    assert rel_error(cupy.asnumpy(gpu.backward(cupy.asarray(dout))), cpu.backward_numpy(dout)) < 1e-12
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_winograd_conv_on_gpu_matches_numpy(dtype, rng):
     import cupy
