@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import example
+from tinyalex.testing import rel_error
 
 from tinyalex.training import CHECKPOINT, load_checkpoint, save_checkpoint
 
@@ -169,9 +171,13 @@ def test_sigterm_to_mpirun_stops_every_process_with_a_checkpoint(data, tmp_path,
     code, _, stderr = Run("--data", data, "--out", out, "--resume", launcher=launcher).finish()
     assert code == 0, stderr[-2000:]
     resumed = weights(out)[0]
-    # two processes add the batch's gradients in another order than one: equal to rounding
+    # Two processes add the batch's gradients in another order than one, and another BLAS
+    # kernel (OPENBLAS_CORETYPE=Haswell) changes the order again; through ReLUs and max-pool
+    # winners that rounding grows to about 1% in conv1's momentum (measured 1.1e-2). A step
+    # trained twice or not at all would change a momentum by about a whole gradient, on
+    # the order of itself: the tolerance lies between the two.
     for key, value in uninterrupted.items():
-        np.testing.assert_allclose(resumed[key], value, rtol=1e-3, atol=1e-6, err_msg=key)
+        assert rel_error(resumed[key], value) < 5e-2, key
 
 
 # Following the advice: "the same command and --resume" ------------------------------------
