@@ -29,7 +29,7 @@ __attribute__((constructor)) static void plant(void) {
 
 def maxpool_name():
     """The file name native.py gives layers/maxpool.cu's float32 build with OpenMP."""
-    return native.library_name("layers/maxpool.cu", np.dtype(np.float32), NATIVE_SHIM, ("-O3", "-fopenmp"))
+    return native.shared_object_name("layers/maxpool.cu", np.dtype(np.float32), NATIVE_SHIM, ("-O3", "-fopenmp"))
 
 
 def build_plant(cxx, path, marker):

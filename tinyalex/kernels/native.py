@@ -100,7 +100,7 @@ def kernel_signatures(source):
     return signatures
 
 
-def library_name(filename, dtype, shim, flags):
+def shared_object_name(filename, dtype, shim, flags):
     """The file name of ``filename`` compiled for ``dtype`` with ``shim`` and ``flags``: a
     hash of all four, so that a changed source or command never loads an old build."""
     ctype = c_type_name(dtype)
@@ -129,7 +129,7 @@ def compile_shared_library(filename, dtype, shim, flags):
         if result.returncode != 0:
             raise RuntimeError(f"compiling {filename} for the CPU failed:\n{' '.join(command)}\n{result.stderr}")
 
-    path = kernel_cache.cached_file(library_name(filename, dtype, shim, flags), build)
+    path = kernel_cache.cached_file(shared_object_name(filename, dtype, shim, flags), build)
     return ctypes.CDLL(str(path))
 
 
