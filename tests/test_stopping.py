@@ -87,17 +87,23 @@ def uninterrupted(data, tmp_path_factory):
     return weights(out)[0]
 
 
-def stop_in_first_step(data, out, signum):
-    """Start a run and send ``signum`` while its first step is under way -> (code, stdout, stderr)."""
+FIRST_STEP_DONE = "epoch 1/1: 4/8"   # the progress bar's line after the first of the epoch's two steps
+
+
+def stop_after_first_step(data, out, signum):
+    """Start a run and send ``signum`` once its first step is done -> (code, stdout, stderr).
+
+    Not sooner: the program asks whether to stop before each step, so a signal that came
+    while the first batch was being read would stop it, rightly, before any step."""
     run = Run("--data", data, "--out", out)
-    run.wait_for("epoch 1/1: 0/8")         # the progress bar's first line: the step is starting
+    run.wait_for(FIRST_STEP_DONE)
     run.process.send_signal(signum)
     return run.finish()
 
 
 def test_sigterm_writes_a_checkpoint_that_resumes_to_the_last_bit(data, tmp_path, uninterrupted):
     out = tmp_path / "run"
-    code, stdout, stderr = stop_in_first_step(data, out, signal.SIGTERM)
+    code, stdout, stderr = stop_after_first_step(data, out, signal.SIGTERM)
     assert code == 128 + signal.SIGTERM, stderr[-2000:]
     stopped = [line for line in stdout.splitlines() if "stopped at epoch" in line]
     assert len(stopped) == 1 and stopped[0].startswith("SIGTERM: stopped at epoch 1, batch ")
@@ -132,7 +138,7 @@ def test_sigterm_during_a_save_lets_it_finish(data, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT], ids=["SIGHUP", "Ctrl-C"])
 def test_sighup_and_ctrl_c_stop_with_a_checkpoint(data, tmp_path, signum):
     out = tmp_path / "run"
-    code, stdout, stderr = stop_in_first_step(data, out, signum)
+    code, stdout, stderr = stop_after_first_step(data, out, signum)
     assert code == 128 + signum, stderr[-2000:]
     name = "SIGHUP" if signum == signal.SIGHUP else "Ctrl-C"
     assert f"{name}: stopped at epoch 1, batch " in stdout and "Traceback" not in stderr
@@ -142,7 +148,7 @@ def test_sighup_and_ctrl_c_stop_with_a_checkpoint(data, tmp_path, signum):
 def test_a_second_ctrl_c_stops_at_once_with_one_line(data, tmp_path):
     out = tmp_path / "run"
     run = Run("--data", data, "--out", out)
-    run.wait_for("epoch 1/1: 0/8")
+    run.wait_for(FIRST_STEP_DONE)
     run.process.send_signal(signal.SIGINT)
     run.wait_for("finishing this step", stream="out")
     run.process.send_signal(signal.SIGINT)
@@ -159,7 +165,7 @@ def test_sigterm_to_mpirun_stops_every_process_with_a_checkpoint(data, tmp_path,
     out = tmp_path / "run"
     launcher = (MPIEXEC, "-n", "2")
     run = Run("--data", data, "--out", out, launcher=launcher)
-    run.wait_for("epoch 1/1: 0/8")         # rank 0's bar; mpirun passes SIGTERM on to every process
+    run.wait_for(FIRST_STEP_DONE)          # rank 0's bar; mpirun passes SIGTERM on to every process
     run.process.send_signal(signal.SIGTERM)
     code, stdout, stderr = run.finish()
     assert code != 0
