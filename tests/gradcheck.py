@@ -2,27 +2,7 @@
 
 import numpy as np
 
-from tinyalex.testing import rel_error  # noqa: F401  (the tests import it from here, beside the checks)
-
-
-def numerical_gradient(loss, array, eps=1e-6, indices=None):
-    """d loss() / d array at ``indices`` (all entries by default) by central differences.
-
-    ``array`` is perturbed in place and restored, so it may be a layer's parameter.
-    """
-    flat = array.reshape(-1)
-    assert np.shares_memory(flat, array), "the array must be contiguous to be perturbed in place"
-    indices = range(flat.size) if indices is None else indices
-    grad = []
-    for i in indices:
-        original = flat[i]
-        flat[i] = original + eps
-        plus = loss()
-        flat[i] = original - eps
-        minus = loss()
-        flat[i] = original
-        grad.append((plus - minus) / (2 * eps))
-    return np.array(grad)
+from tinyalex.testing import numerical_gradient, rel_error  # noqa: F401  (the tests import them from here)
 
 
 def sample(array, count, rng):
