@@ -13,7 +13,9 @@ What it measures, in this order:
    the same machine load;
 3. forward passes only (evaluation: no dropout, and no autograd in PyTorch), alternating;
 4. tinyalex layer by layer: one training step, with each layer of each column run and
-   timed on its own, summed over the two columns;
+   timed on its own, summed over the two columns (so the columns run one after the other
+   here, with every thread in each layer, even where the step of 2. runs them side by
+   side, a thread each);
 5. LRN, max-pooling, im2col and col2im alone against PyTorch's own ops, on the shapes of
    conv1's output (LRN, pooling), conv1's input and conv2's input (im2col, col2im).
 
@@ -548,6 +550,7 @@ def print_layers(layers, step_seconds):
     print(f"  {'sum':10} {1000 * sum(e['forward'] for e in layers.values()):11.1f} "
           f"{1000 * sum(e['backward'] for e in layers.values()):12.1f} {1000 * total:9.1f}   "
           f"(a whole training step above: {1000 * step_seconds:.1f} ms)")
+    print("  (timed alone, the columns run one after the other; the step above may run them side by side)")
 
 
 def print_ops(ops):

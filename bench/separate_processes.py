@@ -11,6 +11,9 @@ The three runs:
   no process-wide setting made.
 * ``tinyalex-tuned``: the same after the training program's one explicit call,
   ``tinyalex.engines.tune_process()``.
+* ``tinyalex-in-turn``: the tuned loop with the two columns run one after the other, every
+  thread in each matrix product (the fast engine without its column threads,
+  ``tinyalex.engines.columns``). Not in the default --runs.
 * ``tinyalex-adaptive``: the tuned loop with ``tinyalex.engines.BlasThreads`` choosing
   NumPy's BLAS threads step by step (``--adaptive-threads`` of the training program): one
   while other programs slow the steps, every core otherwise. Not in the default --runs.
@@ -37,7 +40,7 @@ from pathlib import Path
 
 from user_loop import cpu_name   # bench/, beside this file, is on the path of a script run as a file
 
-RUNS = ("tinyalex", "tinyalex-tuned", "tinyalex-adaptive", "pytorch")
+RUNS = ("tinyalex", "tinyalex-tuned", "tinyalex-in-turn", "tinyalex-adaptive", "pytorch")
 
 
 
@@ -77,10 +80,11 @@ def worker(run, steps, batch):
         from tinyalex import SGD, AlexNet, engines
         from tinyalex.layers import SoftmaxCrossEntropy
 
-        if run in ("tinyalex-tuned", "tinyalex-adaptive"):
+        if run in ("tinyalex-tuned", "tinyalex-in-turn", "tinyalex-adaptive"):
             settings = engines.tune_process()
         threads = engines.BlasThreads() if run == "tinyalex-adaptive" else None
-        model = AlexNet(devices="cpu")
+        engine = engines.replace(engines.FAST, column_threads=False) if run == "tinyalex-in-turn" else None
+        model = AlexNet(devices="cpu", engine=engine)
         optimizer, loss = SGD(engine=model.engine), SoftmaxCrossEntropy()
         settings.append(engines.describe(model))
 
@@ -131,8 +135,8 @@ def report(results, args):
         speed[run] = {kind: images_per_second(times[kind], args.batch) for kind in ("train", "forward")}
         print(f"  {run:16} {speed[run]['train']:12.1f} {1e3 * statistics.median(times['train']):9.0f} "
               f"{speed[run]['forward']:14.1f} {1e3 * statistics.median(times['forward']):11.0f}")
-    pairs = [("tinyalex", "pytorch"), ("tinyalex-tuned", "pytorch"), ("tinyalex-adaptive", "pytorch"),
-             ("tinyalex", "tinyalex-tuned")]
+    pairs = [("tinyalex", "pytorch"), ("tinyalex-tuned", "pytorch"), ("tinyalex-in-turn", "pytorch"),
+             ("tinyalex-adaptive", "pytorch"), ("tinyalex", "tinyalex-tuned"), ("tinyalex-in-turn", "tinyalex-tuned")]
     for mine, reference in pairs:
         if mine in speed and reference in speed:
             print(f"  {mine} / {reference}: train {speed[mine]['train'] / speed[reference]['train']:.2f}, "

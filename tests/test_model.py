@@ -1,5 +1,8 @@
 """The two-column AlexNet: structure, the merged state_dict, gradients, and learning."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from gradcheck import numerical_gradient, rel_error, sample
@@ -425,8 +428,11 @@ def test_the_engine_changes_the_sums_not_the_network(engine):
     assert max(rel_error(grads[k], plain_grads[k]) for k in grads) < 1e-10
 
 
-def test_both_columns_conv1_share_one_im2col_matrix_on_one_device(monkeypatch):
-    model = small_model()
+IN_TURN = engines.replace(engines.FAST, column_threads=False)
+
+
+def test_both_columns_conv1_share_one_im2col_matrix_on_one_device_when_they_run_in_turn(monkeypatch):
+    model = small_model(engine=IN_TURN)
     conv1_a, conv1_b = model.column_a.layer("conv1"), model.column_b.layer("conv1")
     assert conv1_a.shared is conv1_b.shared is not None
     assert not hasattr(model.column_a.layer("conv2"), "shared")
@@ -435,5 +441,54 @@ def test_both_columns_conv1_share_one_im2col_matrix_on_one_device(monkeypatch):
     monkeypatch.setattr(type(conv1_a), "build_cols", lambda self, x: built.append(build_cols(self, x)) or built[-1])
     model.forward(np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32))
     assert len(built) == 2 and built[0] is built[1]          # one matrix for both columns
-    assert small_model(columns=1).column_a.layer("conv1").shared is None
+    assert small_model(columns=1, engine=IN_TURN).column_a.layer("conv1").shared is None
+    # side by side in threads the columns would race for it: each builds its own
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    assert small_model(engine=engines.FAST).column_a.layer("conv1").shared is None
     assert type(small_model(engine="plain").column_a.layer("conv1")) is Conv2D   # plain: nothing shared
+
+def blas_threads():
+    from threadpoolctl import threadpool_info
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_columns_side_by_side_in_threads_compute_what_they_compute_in_turn(monkeypatch):
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    threaded, in_turn = small_model(engine=engines.FAST), small_model(engine=IN_TURN)
+    assert isinstance(threaded.run_columns, engines.ColumnThreads) and in_turn.run_columns is engines.in_turn
+    assert small_model(engine="plain").run_columns is engines.in_turn
+    assert small_model(columns=1).run_columns is engines.in_turn
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 1)
+    assert small_model(engine=engines.FAST).run_columns is engines.in_turn      # one core: nothing to gain
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    x = np.random.default_rng(1).standard_normal((3, 3, 67, 67)).astype(np.float32)
+    labels = np.array([0, 3, 4])
+    before = blas_threads()
+    for model in (threaded, in_turn):
+        loss_fn = SoftmaxCrossEntropy()
+        model.loss = loss_fn.forward(model.forward(x, train=True), labels)
+        model.backward(loss_fn.backward())
+    assert blas_threads() == before                    # BLAS's thread count is put back
+    assert abs(threaded.loss - in_turn.loss) < 1e-5 * abs(in_turn.loss)
+    grads = {name: to_numpy(g) for name, _, g in in_turn.parameters()}
+    for name, _, g in threaded.parameters():
+        assert rel_error(to_numpy(g), grads[name]) < 1e-4, name
+    seen = set()
+    threaded.hooks.append(lambda event, name, value: seen.add(threading.current_thread().name))
+    threaded.forward(x, train=False)
+    assert seen == {threading.current_thread().name}  # hooks see the layers in turn, in the caller's thread
+
+
+def test_an_error_in_one_column_thread_reaches_the_caller_after_both_are_done(monkeypatch):
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    model = small_model(engine=engines.FAST)
+    done = []
+
+    def slow_b(*args):
+        time.sleep(0.2)
+        done.append("b")
+    monkeypatch.setattr(model.column_a.stages[0], "forward", lambda *args: 1 / 0)
+    monkeypatch.setattr(model.column_b.stages[0], "forward", slow_b)
+    with pytest.raises(ZeroDivisionError):
+        model.forward(np.zeros((1, 3, 67, 67), np.float32))
+    assert done == ["b"]

@@ -32,6 +32,7 @@ Caffe's ``bvlc_alexnet`` so).
 """
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -501,14 +502,14 @@ class AlexNet:
         with train=False, without dropout)."""
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        # Every column sees the whole image. Each column's work is issued before anything
-        # waits for another, so on two GPUs the columns run at the same time.
-        outputs = [column.stages[0].forward(to_device(x, column.device), train) for column in self.columns]
+        # Every column sees the whole image.
+        outputs = self.stage_of_each_column(0, "forward", [to_device(x, column.device) for column in self.columns],
+                                            train)
         for stage, crossing in enumerate(self.crossings[:-1], start=1):
             # every column's input is gathered before any column's stage is queued, so that
             # the copies wait only for the previous stage and the columns go on side by side
             inputs = [self.hooks.run(crossing, "forward", cross, outputs, column.device) for column in self.columns]
-            outputs = [column.stages[stage].forward(x, train) for column, x in zip(self.columns, inputs)]
+            outputs = self.stage_of_each_column(stage, "forward", inputs, train)
         return self.hooks.run(self.crossings[-1], "forward", cross, outputs, self.column_a.device)
 
     def backward(self, dlogits):
@@ -517,10 +518,19 @@ class AlexNet:
             dx = self.hooks.run(self.classifier_name, "backward", self.fc8.backward, dlogits)
         grads = self.hooks.run(self.crossings[-1], "backward", uncross, dx, self.devices)
         for stage in reversed(range(1, len(self.column_a.stages))):
-            dxs = [column.stages[stage].backward(g) for column, g in zip(self.columns, grads)]
+            dxs = self.stage_of_each_column(stage, "backward", grads)
             grads = self.hooks.run(self.crossings[stage - 1], "backward", sum_crossed_gradients, dxs, self.devices)
-        for column, g in zip(self.columns, grads):
-            column.stages[0].backward(g)
+        self.stage_of_each_column(0, "backward", grads)
+
+    def stage_of_each_column(self, stage, direction, inputs, *args):
+        """Stage ``stage`` of every column, "forward" or "backward", each on its own input
+        -> the columns' results. Each column's work is issued before anything waits for
+        another, so on two GPUs the columns run at the same time; on one CPU the engine
+        may run each in a thread of its own (:mod:`tinyalex.engines.columns`)."""
+        calls = [partial(getattr(column.stages[stage], direction), x, *args) for column, x in zip(self.columns, inputs)]
+        # hooks (timing, recording) see one layer at a time, in order
+        run = engines.in_turn if self.hooks else self.run_columns
+        return run(calls)
 
     # Names -------------------------------------------------------------------------------
 

@@ -17,7 +17,10 @@ net is built. There are two:
     CPU (on a GPU it measured slower and larger than im2col, and without compiled
     kernels its NumPy transforms are 4 to 7 times slower);
   - conv layers that rebuild their im2col matrix in backward (:mod:`.memory`): every one
-    on a GPU, conv1 everywhere; on one device the two columns' conv1 build one matrix.
+    on a GPU, conv1 everywhere; on one device the two columns' conv1 build one matrix,
+    when they run one after the other;
+  - on a CPU with two or more cores, the two columns side by side, a thread each
+    (:mod:`.columns`), as the paper's two GPUs run them.
 
 ``AlexNet(engine=...)`` and ``SGD(engine=...)`` take a name or an :class:`Engine`; without
 one they take the environment variable ``TINYALEX_ENGINE`` ("plain" or "fast"), read once
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from ..kernels import native
 from ..layers import Conv2D
+from .columns import ColumnThreads, column_runner, in_turn
 from .memory import RebuildingConv2D, SharedImageCols
 from .process import BlasThreads, openblas_idle, tune_process
 from .winograd import WinogradConv2D, fits as winograd_fits
@@ -48,6 +52,9 @@ class Engine:
         it: a subset of ("cpu", "gpu", "image"): every layer on a CPU, every layer on a
         GPU, the layers that read the image.
     share_image_cols: the two columns' conv1 on one device build one im2col matrix.
+    column_threads: the two columns on one CPU run side by side, each in a thread of its
+        own with one BLAS thread (:mod:`.columns`), instead of one after the other with
+        every thread in each matrix product.
     """
 
     name: str
@@ -55,6 +62,7 @@ class Engine:
     winograd: tuple = ()
     rebuild: tuple = ()
     share_image_cols: bool = False
+    column_threads: bool = False
 
 
 PLAIN = Engine("plain")
@@ -68,7 +76,7 @@ PLAIN = Engine("plain")
 FAST = Engine("fast",
               cpu_kernels={"MaxPool2D": ("forward",), "Conv2D": ("backward",),
                            "WinogradConv2D": ("forward", "evaluation", "backward"), "SGD": ("update",)},
-              winograd=("cpu",), rebuild=("gpu", "image"), share_image_cols=True)
+              winograd=("cpu",), rebuild=("gpu", "image"), share_image_cols=True, column_threads=True)
 
 ENGINES = {engine.name: engine for engine in (PLAIN, FAST)}
 DEFAULT = os.environ.get("TINYALEX_ENGINE", "fast")
@@ -120,7 +128,10 @@ def build(model, engine):
     """Put ``engine``'s layers in place in ``model`` (an AlexNet just built): called once,
     by the model's constructor."""
     one_device = len(model.columns) == 2 and model.devices[0] == model.devices[1]
-    shared = SharedImageCols() if engine.share_image_cols and one_device else None
+    model.run_columns = column_runner(engine, model.devices)
+    # the shared matrix goes from the first column that asks to the second: in turn only
+    in_turn_on_one_device = one_device and model.run_columns is in_turn
+    shared = SharedImageCols() if engine.share_image_cols and in_turn_on_one_device else None
     for column in model.columns:
         for name, layer in list(column.named_layers()):
             if type(layer) is Conv2D:
@@ -134,6 +145,8 @@ def describe(model):
     convs = ", ".join(f"{name.split('.')[-1]} {type(layer).__name__}" for name, layer in model.column_a.named_layers()
                       if isinstance(layer, Conv2D))
     compiled = native.describe() if "cpu" in model.devices else "CUDA kernels"
+    if isinstance(model.run_columns, ColumnThreads):
+        compiled += "; the columns side by side, a thread each"
     hint = ""
     if "cpu" in model.devices and openblas_idle() == "spin":
         # measured (docs/benchmarks.md): a step about 1.3x as long while they spin
@@ -141,5 +154,5 @@ def describe(model):
     return f"engine {model.engine.name}: {convs}; {compiled}{hint}"
 
 
-__all__ = ["BlasThreads", "ENGINES", "Engine", "FAST", "PLAIN", "RebuildingConv2D", "SharedImageCols", "WinogradConv2D",
-           "build", "describe", "replace", "resolve", "tune_process"]
+__all__ = ["BlasThreads", "ColumnThreads", "ENGINES", "Engine", "FAST", "PLAIN", "RebuildingConv2D", "SharedImageCols", "WinogradConv2D",
+           "build", "describe", "in_turn", "replace", "resolve", "tune_process"]

@@ -67,8 +67,10 @@ NATIVE_SHIM = CPU_SHIM + r"""
 #ifdef _OPENMP
 #include <omp.h>
 extern "C" int tinyalex_threads() { return omp_get_max_threads(); }
+extern "C" void tinyalex_set_threads(int n) { omp_set_num_threads(n); }
 #else
 extern "C" int tinyalex_threads() { return 1; }
+extern "C" void tinyalex_set_threads(int n) {}
 #endif
 """
 
@@ -223,6 +225,15 @@ def kernels_for(filename, array):
     if not available() or np.dtype(array.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
         return None
     return load(filename, np.dtype(array.dtype))
+
+
+def set_threads_of_this_thread(count):
+    """The compiled kernels use ``count`` threads when they are called from the calling
+    thread (OpenMP's setting is the calling thread's own); every other thread keeps its
+    own. Nothing happens without a compiler."""
+    kernels = load("layers/maxpool.cu", np.dtype(np.float32)) if available() else None
+    if kernels is not None:
+        kernels.shared_object.tinyalex_set_threads(count)
 
 
 def describe():
