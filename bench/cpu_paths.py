@@ -1,13 +1,16 @@
 """The two CPU paths of every kernel, timed side by side: NumPy against the compiled kernels.
 
-    python bench/cpu_paths.py [--batch N] [--repeats N]
+    python bench/cpu_paths.py [--batch N] [--repeats N] [--threads N]
 
 On a CPU the "fast" engine runs, pass by pass, whichever path measured faster: the NumPy
 path, or the same ``.cu`` kernels compiled as native code (tinyalex.kernels.native). Its
 choices are one table, ``tinyalex.engines.FAST``; this script measures both paths at
 AlexNet's sizes (one column, batch 32 by default) so the choices can be checked on any
 machine. Every line is the median of --repeats calls; the last column says which path the
-engine runs. No PyTorch needed.
+engine runs. By default BLAS and the kernels get one thread, as each column's thread has
+them when the fast engine runs the columns side by side (tinyalex.engines.columns);
+--threads 2 measures them as the columns run one after the other on two cores. No
+PyTorch needed.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tinyalex.engines import WinogradConv2D, tune_process, winograd
 from tinyalex.kernels import native
@@ -37,10 +41,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="threads of BLAS and of the kernels (default 1)")
     args = p.parse_args()
     if not native.available():
         raise SystemExit(f"no compiled kernels here: {native.describe()}")
     print("process settings: " + "; ".join(tune_process()))
+    threadpool_limits(args.threads, user_api="blas")
+    native.set_threads_of_this_thread(args.threads)
     rng = np.random.default_rng(0)
     N, f32 = args.batch, np.dtype(np.float32)
     conv1_out = rng.standard_normal((N, 48, 55, 55), dtype=np.float32)    # one column's conv1 output
@@ -48,7 +55,8 @@ def main():
     conv2_in = rng.standard_normal((N, 48, 27, 27), dtype=np.float32)
     conv3_in = rng.standard_normal((N, 256, 13, 13), dtype=np.float32)
     image = rng.standard_normal((N, 3, 227, 227), dtype=np.float32)
-    print(f"{native.describe()}; batch {N}, one column; median of {args.repeats} calls, ms")
+    print(f"BLAS and the kernels on {args.threads} thread(s); batch {N}, one column; median of {args.repeats} calls, "
+          "ms")
     print(f"{'pass':48s} {'NumPy':>8s} {'kernels':>8s}  the library runs")
 
     def row(name, numpy_call, kernel_call, runs):
@@ -82,7 +90,7 @@ def main():
     for name, x, k, stride, pad in (("conv2", conv2_in, 5, 1, 2), ("conv3", conv3_in, 3, 1, 1)):
         cols = im2col(x, k, stride, pad)
         row(f"col2im, {name}", lambda: col2im(cols, x.shape, k, stride, pad),
-            lambda: col2im_kernel(cols, x.shape, k, stride, pad, conv_kernels), "kernels")
+            lambda: col2im_kernel(cols, x.shape, k, stride, pad, conv_kernels), "NumPy")
 
     wino_kernels = native.load("engines/winograd.cu", f32)
     V = winograd.transform_input(conv3_in, 1)

@@ -67,14 +67,15 @@ class Engine:
 
 PLAIN = Engine("plain")
 
-# Measured with bench/cpu_paths.py (docs/benchmarks.md gives the times and the CPUs):
-# the max-pool's training forward kernel (one pass) beats NumPy's size * size passes and
-# argmax bookkeeping, NumPy wins its evaluation pass and backward (add.at); NumPy's
-# im2col (one reshape copy) beats the kernel, the col2im kernel beats NumPy's k * k passes;
-# LRN's NumPy power beats the kernels' pow() per element; Winograd's transforms need their
-# kernels; SGD's update in one pass beats NumPy's four.
+# Measured with bench/cpu_paths.py at one thread, as each column's thread runs them
+# (docs/benchmarks.md gives the times and the CPUs): the max-pool's training forward kernel
+# (one pass) beats NumPy's size * size passes and argmax bookkeeping, NumPy wins its
+# evaluation pass and backward (add.at); NumPy's im2col (one reshape copy) and col2im
+# (k * k strided adds) beat the kernels' one thread per element; LRN's NumPy power beats
+# the kernels' pow() per element; Winograd's transforms need their kernels; SGD's update
+# in one pass beats NumPy's four.
 FAST = Engine("fast",
-              cpu_kernels={"MaxPool2D": ("forward",), "Conv2D": ("backward",),
+              cpu_kernels={"MaxPool2D": ("forward",),
                            "WinogradConv2D": ("forward", "evaluation", "backward"), "SGD": ("update",)},
               winograd=("cpu",), rebuild=("gpu", "image"), share_image_cols=True, column_threads=True)
 
