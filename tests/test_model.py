@@ -492,3 +492,22 @@ def test_an_error_in_one_column_thread_reaches_the_caller_after_both_are_done(mo
     with pytest.raises(ZeroDivisionError):
         model.forward(np.zeros((1, 3, 67, 67), np.float32))
     assert done == ["b"]
+
+
+def forward_in_child(model, x, queue):
+    queue.put(model.forward(x, train=False))
+
+
+def test_a_forked_child_runs_the_columns_in_threads_of_its_own(monkeypatch):
+    import multiprocessing
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    model = small_model(engine=engines.FAST)
+    x = np.random.default_rng(2).standard_normal((2, 3, 67, 67)).astype(np.float32)
+    expected = model.forward(x, train=False)          # the parent's pool is running now
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=forward_in_child, args=(model, x, queue))
+    child.start()
+    got = queue.get(timeout=60)                       # the parent's threads are not in the child: without a
+    child.join(timeout=60)                            # pool of its own it would wait for them for ever
+    assert child.exitcode == 0 and np.array_equal(got, expected)

@@ -25,27 +25,16 @@ class ColumnThreads:
     """Runs one call per column, each in its own thread: ``runner(calls)`` -> their results.
 
     The threads are the same from one call to the next (starting two threads costs more
-    than a small stage), and shared by every model of the process; each sets its compiled
-    kernels to one thread when it starts.
+    than a small stage) and are shared by every model of the process; each sets its
+    compiled kernels to one thread when it starts.
     """
-
-    _pool = None
-    _pool_lock = threading.Lock()
 
     def __init__(self, columns=2):
         self.columns = columns
         self.blas = one_blas_thread()
 
-    @classmethod
-    def pool(cls, workers):
-        with cls._pool_lock:
-            if cls._pool is None or cls._pool._max_workers < workers:
-                cls._pool = ThreadPoolExecutor(workers, thread_name_prefix="tinyalex-column",
-                                               initializer=native.set_threads_of_this_thread, initargs=(1,))
-            return cls._pool
-
     def __call__(self, calls):
-        pool = self.pool(len(calls))
+        pool = thread_pool(len(calls))
         with self.blas():
             futures = [pool.submit(call) for call in calls]
             wait(futures)        # both columns are done before anything is raised or used
@@ -53,6 +42,31 @@ class ColumnThreads:
 
     def __repr__(self):
         return f"ColumnThreads({self.columns})"
+
+
+_pool, _pool_size = None, 0
+_pool_lock = threading.Lock()
+
+
+def thread_pool(workers):
+    """The process's pool of at least ``workers`` column threads, started on first use."""
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool_size < workers:
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="tinyalex-column",
+                                       initializer=native.set_threads_of_this_thread, initargs=(1,))
+            _pool_size = workers
+        return _pool
+
+
+def forget_pool():
+    """A forked child has none of its parent's threads: it starts a pool of its own."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=forget_pool)
 
 
 def column_runner(engine, devices):
