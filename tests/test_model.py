@@ -506,7 +506,7 @@ def test_a_forked_child_runs_the_columns_in_threads_of_its_own(monkeypatch):
     expected = model.forward(x, train=False)          # the parent's pool is running now
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=forward_in_child, args=(model, x, queue))
+    child = context.Process(target=forward_in_child, args=(model, x, queue), daemon=True)
     child.start()
     got = queue.get(timeout=60)                       # the parent's threads are not in the child: without a
     child.join(timeout=60)                            # pool of its own it would wait for them for ever
