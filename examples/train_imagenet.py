@@ -139,7 +139,9 @@ def parse_args(argv=None):
     p.add_argument("--adaptive-threads", action="store_true",
                    help="on a machine shared with other programs: NumPy's BLAS on one thread while they slow "
                         "the steps, on every core otherwise, chosen by timing the steps (faster under load, but "
-                        "the numbers then depend on the load: a run is no longer repeatable to the last bit)")
+                        "the numbers then depend on the load: a run is no longer repeatable to the last bit; "
+                        "with the two columns side by side, as the fast engine runs them on a CPU with two or "
+                        "more cores, BLAS has one thread in each already)")
     p.add_argument("--wait-limit", type=seconds, default=distributed.WAIT_LIMIT_SECONDS, metavar="SECONDS",
                    help="under mpirun: end the job, with a message, when a process waits this long for the "
                         f"others (default: {distributed.WAIT_LIMIT_SECONDS:g}; 0: no limit)")
