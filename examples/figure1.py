@@ -245,7 +245,8 @@ def main(argv=None):
     print(f"Figure 1 at small scale: {args.classes} {source} classes, {args.per_class} training images each, "
           f"{args.size}x{args.size} pixels; {args.convs} conv layers, initial spread x{args.init_scale:g}; "
           f"{args.seeds} seed(s) x (ReLU, tanh), {args.epochs} epochs, batch {args.batch_size}, SGD momentum 0.9, "
-          f"no weight decay, no dropout, no augmentation; learning rate {args.lr} for ReLU and {args.lr_tanh or args.lr} for tanh", flush=True)
+          f"no weight decay, no dropout, no augmentation; learning rate {args.lr} for ReLU and "
+          f"{args.lr_tanh or args.lr} for tanh", flush=True)
     try:
         x, labels = (cifar10_images(args.cifar10, args.per_class) if args.cifar10
                      else builtin_images(args.classes, args.per_class, args.size))
