@@ -22,7 +22,8 @@ threshold over the seeds, a run that never reaches it counted as one epoch more 
 ran; ties go to the lower mean final error, and a rate at which a run diverged is never
 chosen. The ratio is tanh's epochs over ReLU's, each at its best rate, seed by seed, and
 their mean. Where tanh did not reach the threshold the ratio is a lower bound, printed
-"> x" (x: the epochs run over ReLU's); where ReLU did not, there is none ("n/a").
+"> x" (x: the epochs run over ReLU's); where ReLU did not, an upper bound, "< x"; where
+neither did, there is none ("n/a").
 
 Every finished run is added to OUT/runs.json at once, so a sweep that was stopped continues
 where it was, the same command skipping the runs it finds there (a run is known by its
@@ -136,31 +137,37 @@ def best_rate(curves_by_lr, threshold):
 
 def seed_ratios(relu_epochs, tanh_epochs, epochs):
     """Epochs to the threshold per seed (None: not reached in ``epochs``) -> per seed the
-    ratio tanh / ReLU as (value, is_lower_bound), or None where ReLU did not reach it."""
+    ratio tanh / ReLU as (value, kind): kind "=" where both reached it, ">" (a lower bound)
+    where only ReLU did, "<" (an upper bound) where only tanh did; None where neither did."""
     ratios = []
     for relu, tanh in zip(relu_epochs, tanh_epochs, strict=True):
-        if relu is None:
+        if relu is None and tanh is None:
             ratios.append(None)
+        elif relu is None:
+            ratios.append((tanh / epochs, "<"))
         elif tanh is None:
-            ratios.append((epochs / relu, True))
+            ratios.append((epochs / relu, ">"))
         else:
-            ratios.append((tanh / relu, False))
+            ratios.append((tanh / relu, "="))
     return ratios
 
 
 def mean_ratio(ratios):
-    """The mean of :func:`seed_ratios`' values as (value, is_lower_bound), a lower bound if
-    any of them is one; None if any seed has no ratio."""
+    """The mean of :func:`seed_ratios`' values as (value, kind): a bound if any of them is
+    one; None if a seed has no ratio or the seeds hold bounds both ways."""
     if not ratios or any(r is None for r in ratios):
         return None
-    return float(np.mean([value for value, _ in ratios])), any(bound for _, bound in ratios)
+    kinds = {kind for _, kind in ratios} - {"="}
+    if len(kinds) > 1:
+        return None
+    return float(np.mean([value for value, _ in ratios])), kinds.pop() if kinds else "="
 
 
 def show_ratio(ratio):
     if ratio is None:
         return "n/a"
-    value, bound = ratio
-    return f"> {value:.1f}" if bound else f"{value:.1f}"
+    value, kind = ratio
+    return f"{value:.1f}" if kind == "=" else f"{kind} {value:.1f}"
 
 
 def show_epochs(epochs, ran):
@@ -318,10 +325,10 @@ def draw(path, rows, runs, args):
         ax.axhline(PAPER_RATIO, color="black", linestyle="--", linewidth=1, label="the paper: 6")
         ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
         ax.set_ylim(0, max(PAPER_RATIO + 1, ax.get_ylim()[1]))
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="best")
     axes[0].set_ylabel(f"epochs to {args.threshold:g}% training error,\ntanh / ReLU")
     fig.suptitle(f"Figure 1's ratio over the sweeps ({args.seeds} seeds: dots; mean: line; "
-                 f"open triangle: a lower bound, tanh did not reach {args.threshold:g}% in {args.epochs} epochs)",
+                 f"open triangles: bounds, where one unit did not reach {args.threshold:g}% in {args.epochs} epochs)",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -330,18 +337,19 @@ def draw(path, rows, runs, args):
 
 def plot_ratios(ax, points, colour, label):
     """points: (x, per-seed ratios, mean ratio) -> the seeds as dots, the mean as a line,
-    lower bounds as open triangles pointing up."""
+    bounds as open triangles pointing the way the ratio may go."""
     xs, means = [], []
+    marker = {"=": "o", ">": "^", "<": "v"}
     for x, ratios, mean in points:
         for ratio in ratios:
             if ratio is not None:
-                ax.plot(x, ratio[0], "^" if ratio[1] else "o", color=colour, alpha=0.4, markersize=4,
-                        markerfacecolor="none" if ratio[1] else colour)
+                ax.plot(x, ratio[0], marker[ratio[1]], color=colour, alpha=0.4, markersize=4,
+                        markerfacecolor=colour if ratio[1] == "=" else "none")
         if mean is not None:
             xs.append(x)
             means.append(mean[0])
-            ax.plot(x, mean[0], "^" if mean[1] else "o", color=colour, markersize=7,
-                    markerfacecolor="none" if mean[1] else colour)
+            ax.plot(x, mean[0], marker[mean[1]], color=colour, markersize=7,
+                    markerfacecolor=colour if mean[1] == "=" else "none")
     ax.plot(xs, means, "-", color=colour, linewidth=1.5, label=label)
 
 

@@ -50,12 +50,15 @@ def test_the_best_rate_is_the_fastest_ties_to_the_lower_final_error_never_a_dive
 
 
 def test_ratios_per_seed_with_lower_bounds_and_their_mean(frontier):
-    ratios = frontier.seed_ratios([2, 4, None], [6, None, 3], 16)
-    assert ratios == [(3.0, False), (4.0, True), None]      # 6/2; tanh not reached: > 16/4; ReLU not reached
+    ratios = frontier.seed_ratios([2, 4, None, None], [6, None, 8, None], 16)
+    # 6/2; tanh not reached: more than 16/4; ReLU not reached: less than 8/16; neither: none
+    assert ratios == [(3.0, "="), (4.0, ">"), (0.5, "<"), None]
     assert frontier.mean_ratio(ratios) is None
-    assert frontier.mean_ratio(ratios[:2]) == (3.5, True)
-    assert frontier.mean_ratio([(3.0, False), (6.0, False)]) == (4.5, False)
-    assert [frontier.show_ratio(r) for r in ratios] == ["3.0", "> 4.0", "n/a"]
+    assert frontier.mean_ratio(ratios[:2]) == (3.5, ">")
+    assert frontier.mean_ratio([ratios[0], ratios[2]]) == (1.75, "<")
+    assert frontier.mean_ratio(ratios[1:3]) is None         # bounds both ways bound nothing
+    assert frontier.mean_ratio([(3.0, "="), (6.0, "=")]) == (4.5, "=")
+    assert [frontier.show_ratio(r) for r in ratios] == ["3.0", "> 4.0", "< 0.5", "n/a"]
     assert frontier.show_epochs([3, None], 16) == "3 >16"
     assert frontier.show_mean_epochs([[30, 20], [30, 30]], 25) == "> 2.0"     # (2 + 2) / 2, one not reached
 
@@ -70,8 +73,8 @@ def test_a_setting_compares_each_unit_at_its_own_best_rate(frontier):
     row = frontier.compare(runs, "base", 25)
     assert row["relu"] == {"lr": 0.01, "epochs": [2, 2]}
     assert row["tanh"] == {"lr": 0.1, "epochs": [3, None]}
-    assert row["ratios"] == [(1.5, False), (1.5, True)]      # 3/2, and more than 3/2
-    assert row["mean"] == (1.5, True)
+    assert row["ratios"] == [(1.5, "="), (1.5, ">")]      # 3/2, and more than 3/2
+    assert row["mean"] == (1.5, ">")
     assert "| base | 0.01 | 0.1 | 2 2 | 3 >3 | 1.5, > 1.5 | > 1.5 |" in frontier.table([row], 25)
 
 
