@@ -28,9 +28,11 @@ neither did, there is none ("n/a").
 Every finished run is added to OUT/runs.json at once, so a sweep that was stopped continues
 where it was, the same command skipping the runs it finds there (a run is known by its
 setting, unit, learning rate and seed); the same command without the settings left to do
-cuts it there and reports what was done. At the end: the table printed and written to
-OUT/frontier.md, and OUT/frontier.png, the ratio against each sweep with the paper's six
-drawn as a line.
+cuts it there and reports what was done. At the end, printed and written to
+OUT/frontier.md: the ratios, every rate's mean epochs and final error, and the share of
+each tanh layer's inputs that start beyond +-2, where tanh's slope is below 0.08 (seed 0's
+net, its first batch); and OUT/frontier.png, the ratio against each sweep with the paper's
+six drawn as a line.
 """
 
 import argparse
@@ -43,12 +45,13 @@ from pathlib import Path
 import numpy as np
 from figure1 import THRESHOLD, builtin_images, epochs_to_reach, four_layer_net, train
 
-from tinyalex import engines
+from tinyalex import Tanh, engines
 from tinyalex.datasets.synthetic import CLASSES
 
 UNITS = ("relu", "tanh")
 NAMES = {"relu": "ReLU", "tanh": "tanh"}
 PAPER_RATIO = 6.0
+SATURATED = 2.0           # |x| beyond which tanh's slope, 1 - tanh(x)^2, is below 0.08
 PRESETS = {
     "full": dict(seeds=3, epochs=16, per_class=150, lrs=[0.003, 0.01, 0.03, 0.1], other_lrs=[0.003, 0.01, 0.03],
                  spreads=[0.5, 2.0, 4.0], depths=[5, 7]),
@@ -237,6 +240,26 @@ def rate_table(runs, setting_names, threshold):
     return "\n".join(lines)
 
 
+def saturation(x, init_scale, convs, args):
+    """The share (%) of each tanh layer's inputs beyond +-2, where tanh passes on less than
+    8% of the gradient, in seed 0's net before training, on the first batch it trains on."""
+    first = np.random.default_rng([0, 0]).permutation(len(x))[:args.batch_size]   # as train() draws it
+    h, shares = x[first], []
+    for name, layer in four_layer_net("tanh", args.size, args.classes, 0, init_scale, convs):
+        if isinstance(layer, Tanh):
+            shares.append(100.0 * float(np.mean(np.abs(h) > SATURATED)))
+        h = layer.forward(h, train=False)
+    return shares
+
+
+def saturation_table(x, names, args):
+    lines = [f"| setting | tanh inputs beyond +-{SATURATED:g} before training, layer by layer (%) |", "|---|---|"]
+    for setting, (init_scale, convs) in names.items():
+        shares = saturation(x, init_scale, convs, args)
+        lines.append(f"| {setting} | {', '.join(f'{share:.0f}' for share in shares)} |")
+    return "\n".join(lines)
+
+
 # ---- the runs, kept in OUT/runs.json ----
 
 def load_runs(path, data):
@@ -369,13 +392,11 @@ def main(argv=None):
           f"regularisation; {len(names)} settings ({', '.join(names)}), learning rates {args.lrs} (base) and "
           f"{args.other_lrs} (the others), {args.seeds} seed(s); {len(plan)} runs to do, "
           f"{len(planned(args)) - len(plan)} found in {path}", flush=True)
-    images = {}
+    x, labels = builtin_images(args.classes, args.per_class, args.size)
     for i, run in enumerate(plan, start=1):
-        if not images:
-            images["x"], images["labels"] = builtin_images(args.classes, args.per_class, args.size)
         run_start = time.perf_counter()
         net = four_layer_net(run["unit"], args.size, args.classes, run["seed"], run["init_scale"], run["convs"])
-        run["errors"] = train(net, images["x"], images["labels"], args.epochs, run["lr"], args.batch_size, run["seed"])
+        run["errors"] = train(net, x, labels, args.epochs, run["lr"], args.batch_size, run["seed"])
         run["seconds"] = time.perf_counter() - run_start
         runs.append(run)
         save_runs(path, data, runs)
@@ -388,10 +409,12 @@ def main(argv=None):
     mine = [run for run in runs if key(run) in wanted]
     rows = [row for row in (compare(mine, setting, args.threshold) for setting in names) if row is not None]
     ratios, rates = table(rows, args.threshold), rate_table(mine, names, args.threshold)
+    saturated = saturation_table(x, names, args)
     trained = sum(run["seconds"] for run in mine)
-    print(f"\nepochs to {args.threshold:g}% training error at each unit's best learning rate (the paper: ReLU "
-          f"six times faster):\n\n{ratios}\n\nevery rate (mean over seeds):\n\n{rates}\n")
-    (args.out / "frontier.md").write_text(f"{ratios}\n\n{rates}\n\n{len(mine)} runs, {trained:.0f} s of training\n")
+    report = (f"epochs to {args.threshold:g}% training error at each unit's best learning rate (the paper: ReLU "
+              f"six times faster):\n\n{ratios}\n\nevery rate (mean over seeds):\n\n{rates}\n\n{saturated}\n")
+    print("\n" + report)
+    (args.out / "frontier.md").write_text(f"{report}\n{len(mine)} runs, {trained:.0f} s of training\n")
     draw(args.out / "frontier.png", rows, mine, args)
     print(f"{len(mine)} runs, {trained:.0f} s of training in all ({time.perf_counter() - started:.0f} s in this "
           f"call); wrote {path}, {args.out / 'frontier.md'} and {args.out / 'frontier.png'}")

@@ -78,6 +78,14 @@ def test_a_setting_compares_each_unit_at_its_own_best_rate(frontier):
     assert "| base | 0.01 | 0.1 | 2 2 | 3 >3 | 1.5, > 1.5 | > 1.5 |" in frontier.table([row], 25)
 
 
+def test_a_wider_initial_spread_saturates_more_tanh_inputs(frontier):
+    args = frontier.parse_args(["--classes", "2", "--batch-size", "16"])
+    x = np.random.default_rng(0).standard_normal((32, 3, 24, 24)).astype(np.float32)
+    narrow, wide = frontier.saturation(x, 0.25, 3, args), frontier.saturation(x, 4.0, 3, args)
+    assert len(narrow) == len(wide) == 3 and all(0 <= share <= 100 for share in narrow + wide)
+    assert narrow[0] == 0.0 and wide[0] > 10   # inputs of spread 1: at x4, conv1's outputs have a spread near 4
+
+
 def test_the_default_net_is_the_one_figure1_always_built():
     figure1 = example("figure1")
     layers = figure1.four_layer_net("relu", 24, 10, seed=0)
@@ -142,6 +150,9 @@ def test_a_tiny_sweep_and_its_resumption(tmp_path):
         (setting, unit, lr, 0) for setting in ("base", "spread x2") for unit in ("relu", "tanh") for lr in (0.01, 0.03))
     assert all(len(r["errors"]) == 2 for r in saved["runs"])
     assert "8 runs to do" in first.stdout and "| setting |" in first.stdout
+    # and how many of tanh's inputs start beyond +-2: one share per tanh layer, three in each net
+    saturated = first.stdout.split("tanh inputs beyond +-2")[1]
+    assert all(f"| {setting} |" in saturated for setting in ("base", "spread x2"))
     assert (tmp_path / "frontier.png").stat().st_size > 0
     # again: every run is found, none is trained, runs.json stays as it was
     second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
