@@ -20,7 +20,10 @@ at every rate.
 Each unit's best rate at a setting is the one with the fewest mean epochs to the
 threshold over the seeds, a run that never reaches it counted as one epoch more than it
 ran; ties go to the lower mean final error, and a rate at which a run diverged is never
-chosen. The ratio is tanh's epochs over ReLU's, each at its best rate, seed by seed, and
+chosen. A grid may miss a unit's fastest rate: where the best is the grid's lowest (or
+highest) rate, that unit also trains one step further down (or up) the ladder 0.0001,
+0.0003, 0.001, ..., 0.3, 1, and again, up to ``--extend`` steps, until the best lies
+between two rates tried. The ratio is tanh's epochs over ReLU's, each at its best rate, seed by seed, and
 their mean. Where tanh did not reach the threshold the ratio is a lower bound, printed
 "> x" (x: the epochs run over ReLU's); where ReLU did not, an upper bound, "< x"; where
 neither did, there is none ("n/a").
@@ -51,12 +54,13 @@ from tinyalex.datasets.synthetic import CLASSES
 UNITS = ("relu", "tanh")
 NAMES = {"relu": "ReLU", "tanh": "tanh"}
 PAPER_RATIO = 6.0
+LADDER = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)   # the rates a grid is extended along
 SATURATED = 2.0           # |x| beyond which tanh's slope, 1 - tanh(x)^2, is below 0.08
 PRESETS = {
     "full": dict(seeds=3, epochs=16, per_class=150, lrs=[0.003, 0.01, 0.03, 0.1], other_lrs=[0.003, 0.01, 0.03],
-                 spreads=[0.5, 2.0, 4.0], depths=[5, 7]),
+                 spreads=[0.5, 2.0, 4.0], depths=[5, 7], extend=2),
     "quick": dict(seeds=1, epochs=4, per_class=30, lrs=[0.01, 0.03], other_lrs=[0.01, 0.03], spreads=[2.0],
-                  depths=[5]),
+                  depths=[5], extend=0),
 }
 # what every run of one runs.json shares: a run made with other values is another experiment
 DATA_KEYS = ("classes", "per_class", "size", "epochs", "batch_size")
@@ -77,6 +81,9 @@ def parse_args(argv=None):
                    help="the learning rates of every other setting (default 0.003 0.01 0.03)")
     p.add_argument("--spreads", type=float, nargs="*", help="initial spreads, times the base's (default 0.5 2 4)")
     p.add_argument("--depths", type=int, nargs="*", help="conv layers of the deeper nets (default 5 7)")
+    p.add_argument("--extend", type=int,
+                   help="rates to try, at most, beyond either end of a unit's grid when its fastest rate is at that "
+                        "end (default 2; 0: the grids only)")
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="training error %% to reach (default 25)")
     p.add_argument("--out", type=Path, default=Path("runs/figure1-frontier"))
     args = p.parse_args(argv)
@@ -87,6 +94,8 @@ def parse_args(argv=None):
     for name in ("seeds", "epochs", "per_class", "batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.extend < 0:
+        p.error("--extend must be 0 or more")
     if not 2 <= args.classes <= len(CLASSES):
         p.error(f"--classes must be from 2 to {len(CLASSES)}")
     if args.batch_size > args.classes * args.per_class:
@@ -138,6 +147,30 @@ def best_rate(curves_by_lr, threshold):
     return min(eligible, key=lambda lr: scored[lr])
 
 
+def rate_beyond(curves_by_lr, threshold):
+    """The next rate to try for a unit whose fastest rate is at an end of those it tried:
+    one step down LADDER from the lowest if the fastest is there (or if every rate had a run
+    that diverged), one step up from the highest if it is there. None if the fastest lies
+    between two rates tried, or the ladder ends."""
+    tried = sorted(curves_by_lr)
+    best = best_rate(curves_by_lr, threshold)
+    if best is None or best == tried[0]:
+        lower = [lr for lr in LADDER if lr < tried[0] / 1.5]
+        return lower[-1] if lower else None
+    if best == tried[-1]:
+        higher = [lr for lr in LADDER if lr > tried[-1] * 1.5]
+        return higher[0] if higher else None
+    return None
+
+
+def ladder_steps(grid, steps):
+    """The rates of LADDER up to ``steps`` steps below a grid's lowest rate and above its
+    highest: where :func:`rate_beyond` may lead."""
+    lower = [lr for lr in LADDER if lr < min(grid) / 1.5]
+    higher = [lr for lr in LADDER if lr > max(grid) * 1.5]
+    return set(lower[len(lower) - steps:] if steps else []) | set(higher[:steps])
+
+
 def seed_ratios(relu_epochs, tanh_epochs, epochs):
     """Epochs to the threshold per seed (None: not reached in ``epochs``) -> per seed the
     ratio tanh / ReLU as (value, kind): kind "=" where both reached it, ">" (a lower bound)
@@ -185,18 +218,24 @@ def show_mean_epochs(curves, threshold):
     return f"> {mean:.1f}" if None in reached else f"{mean:.1f}"
 
 
+def unit_curves(runs, setting, unit):
+    """{lr: [curve of each seed]} of one unit at one setting, for the rates run with every
+    seed of the setting."""
+    seeds = sorted({run["seed"] for run in runs if run["setting"] == setting})
+    by_lr = {}
+    for run in runs:
+        if run["setting"] == setting and run["unit"] == unit:
+            by_lr.setdefault(run["lr"], {})[run["seed"]] = run["errors"]
+    return {lr: [curves[s] for s in seeds] for lr, curves in sorted(by_lr.items()) if len(curves) == len(seeds)}
+
+
 def compare(runs, setting, threshold):
     """The runs of one setting -> a row: per unit its best rate and
     epochs per seed, the ratios per seed and their mean. None if every rate of a unit had a
     run that diverged."""
     row = {"setting": setting}
-    seeds = sorted({run["seed"] for run in runs if run["setting"] == setting})
     for unit in UNITS:
-        by_lr = {}
-        for run in runs:
-            if run["setting"] == setting and run["unit"] == unit:
-                by_lr.setdefault(run["lr"], {})[run["seed"]] = run["errors"]
-        curves_by_lr = {lr: [curves[s] for s in seeds] for lr, curves in by_lr.items() if len(curves) == len(seeds)}
+        curves_by_lr = unit_curves(runs, setting, unit)
         lr = best_rate(curves_by_lr, threshold)
         if lr is None:
             return None
@@ -221,7 +260,8 @@ def table(rows, threshold):
 
 def rate_table(runs, setting_names, threshold):
     """Every rate of every setting: mean epochs to the threshold (with '>' where a run did
-    not reach it) and mean final error, per unit; 'diverged' where a run did."""
+    not reach it) and mean final error, per unit; 'diverged' where a run did, '-' where the
+    unit did not run at that rate."""
     lines = ["| setting | lr | ReLU epochs | ReLU final error (%) | tanh epochs | tanh final error (%) |",
              "|---|---|---|---|---|---|"]
     for setting in setting_names:
@@ -231,8 +271,10 @@ def rate_table(runs, setting_names, threshold):
             for unit in UNITS:
                 curves = [run["errors"] for run in runs
                           if (run["setting"], run["unit"], run["lr"]) == (setting, unit, lr)]
-                score = rate_score(curves, threshold)
-                if score is None:
+                score = rate_score(curves, threshold) if curves else None
+                if not curves:      # a rate tried beyond the grid for the other unit only
+                    cells += ["-", "-"]
+                elif score is None:
                     cells += ["diverged", "-"]
                 else:
                     cells += [show_mean_epochs(curves, threshold), f"{score[1]:.0f}"]
@@ -323,19 +365,18 @@ def draw(path, rows, runs, args):
     ax = axes[2]
     base = by_setting.get("base")
     if base is not None:
-        lrs = sorted({run["lr"] for run in runs if run["setting"] == "base"})
-        curves = {(run["unit"], run["lr"], run["seed"]): run["errors"] for run in runs if run["setting"] == "base"}
-        seeds = range(args.seeds)
+        curves = {(unit, lr): seeds for unit in UNITS for lr, seeds in unit_curves(runs, "base", unit).items()}
+        lrs = sorted(lr for unit, lr in curves if unit == "tanh")
 
         def epochs(unit, lr):
-            return [epochs_to_reach(curves[unit, lr, s], args.threshold) for s in seeds]
+            return [epochs_to_reach(errors, args.threshold) for errors in curves[unit, lr]]
         against_best, same_rate = [], []
         for lr in lrs:
-            if any(diverged(curves["tanh", lr, s]) for s in seeds):
+            if any(diverged(errors) for errors in curves["tanh", lr]):
                 continue
             ratios = seed_ratios(base["relu"]["epochs"], epochs("tanh", lr), args.epochs)
             against_best.append((lr, ratios, mean_ratio(ratios)))
-            if not any(diverged(curves["relu", lr, s]) for s in seeds):
+            if ("relu", lr) in curves and not any(diverged(errors) for errors in curves["relu", lr]):
                 ratios = seed_ratios(epochs("relu", lr), epochs("tanh", lr), args.epochs)
                 same_rate.append((lr, ratios, mean_ratio(ratios)))
         plot_ratios(ax, against_best, "tab:red", f"tanh at this rate / ReLU at its best ({base['relu']['lr']:g})")
@@ -390,23 +431,41 @@ def main(argv=None):
     print(f"Figure 1's frontier: {args.classes} built-in classes, {args.per_class} training images each, "
           f"{args.size}x{args.size} pixels, {args.epochs} epochs, batch {args.batch_size}, SGD momentum 0.9, no "
           f"regularisation; {len(names)} settings ({', '.join(names)}), learning rates {args.lrs} (base) and "
-          f"{args.other_lrs} (the others), {args.seeds} seed(s); {len(plan)} runs to do, "
-          f"{len(planned(args)) - len(plan)} found in {path}", flush=True)
+          f"{args.other_lrs} (the others), {args.seeds} seed(s); {len(plan)} runs of the grids to do, "
+          f"{len(planned(args)) - len(plan)} found in {path}; up to {args.extend} rate(s) beyond a grid's end for "
+          f"a unit whose fastest rate is there", flush=True)
     x, labels = builtin_images(args.classes, args.per_class, args.size)
-    for i, run in enumerate(plan, start=1):
-        run_start = time.perf_counter()
-        net = four_layer_net(run["unit"], args.size, args.classes, run["seed"], run["init_scale"], run["convs"])
-        run["errors"] = train(net, x, labels, args.epochs, run["lr"], args.batch_size, run["seed"])
-        run["seconds"] = time.perf_counter() - run_start
-        runs.append(run)
-        save_runs(path, data, runs)
-        reached = epochs_to_reach(run["errors"], args.threshold)
-        outcome = ("diverged" if diverged(run["errors"]) else
-                   f"{args.threshold:g}% at epoch {reached}" if reached else f"{args.threshold:g}% not reached")
-        print(f"  [{i}/{len(plan)}] {run['setting']:>10} {run['unit']:4} lr {run['lr']:<6g} seed {run['seed']}: "
-              f"final error {run['errors'][-1]:.0f}%, {outcome}  ({run['seconds']:.0f} s)", flush=True)
-    wanted = {key(run) for run in planned(args)}
-    mine = [run for run in runs if key(run) in wanted]
+    counter = iter(range(1, len(plan) + 1))
+
+    def train_missing(todo, where):
+        for run in todo:
+            if key(run) in done:
+                continue
+            run_start = time.perf_counter()
+            net = four_layer_net(run["unit"], args.size, args.classes, run["seed"], run["init_scale"], run["convs"])
+            run["errors"] = train(net, x, labels, args.epochs, run["lr"], args.batch_size, run["seed"])
+            run["seconds"] = time.perf_counter() - run_start
+            runs.append(run)
+            done.add(key(run))
+            save_runs(path, data, runs)
+            reached = epochs_to_reach(run["errors"], args.threshold)
+            outcome = ("diverged" if diverged(run["errors"]) else
+                       f"{args.threshold:g}% at epoch {reached}" if reached else f"{args.threshold:g}% not reached")
+            print(f"  [{where()}] {run['setting']:>10} {run['unit']:4} lr {run['lr']:<6g} seed {run['seed']}: "
+                  f"final error {run['errors'][-1]:.0f}%, {outcome}  ({run['seconds']:.0f} s)", flush=True)
+
+    for setting in names:
+        train_missing([run for run in plan if run["setting"] == setting], lambda: f"{next(counter)}/{len(plan)}")
+        allowed = ladder_steps(args.lrs if setting == "base" else args.other_lrs, args.extend)
+        for unit in UNITS:
+            while True:
+                lr = rate_beyond(unit_curves(runs, setting, unit), args.threshold)
+                if lr not in allowed:
+                    break
+                init_scale, convs = names[setting]
+                train_missing([{"setting": setting, "init_scale": init_scale, "convs": convs, "unit": unit, "lr": lr,
+                                "seed": seed} for seed in range(args.seeds)], lambda: "beyond the grid")
+    mine = [run for run in runs if run["setting"] in names]
     rows = [row for row in (compare(mine, setting, args.threshold) for setting in names) if row is not None]
     ratios, rates = table(rows, args.threshold), rate_table(mine, names, args.threshold)
     saturated = saturation_table(x, names, args)

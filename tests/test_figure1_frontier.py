@@ -49,6 +49,22 @@ def test_the_best_rate_is_the_fastest_ties_to_the_lower_final_error_never_a_dive
     assert frontier.best_rate({0.1: [[NAN]]}, 25) is None
 
 
+def test_a_grid_is_extended_where_the_fastest_rate_is_at_its_end(frontier):
+    fast, slow, never, blown = [30, 20, 10], [30, 30, 20], [90, 90, 90], [NAN]
+    assert frontier.rate_beyond({0.003: [fast], 0.01: [slow], 0.03: [never]}, 25) == 0.001
+    assert frontier.rate_beyond({0.001: [never], 0.003: [slow], 0.01: [fast]}, 25) == 0.03
+    assert frontier.rate_beyond({0.003: [slow], 0.01: [fast], 0.03: [slow]}, 25) is None
+    # the fastest is the highest rate that did not diverge: it lies below one that did
+    assert frontier.rate_beyond({0.01: [slow], 0.03: [fast], 0.1: [blown]}, 25) is None
+    assert frontier.rate_beyond({0.01: [blown], 0.03: [blown]}, 25) == 0.003
+    assert frontier.rate_beyond({0.0001: [fast], 0.001: [slow]}, 25) is None      # the ladder's end
+    assert frontier.rate_beyond({0.02: [fast], 0.05: [slow]}, 25) == 0.01         # off the ladder: the next on it
+    # how far it may go: --extend steps from either end of the grid
+    assert frontier.ladder_steps([0.003, 0.01, 0.03], 2) == {0.0003, 0.001, 0.1, 0.3}
+    assert frontier.ladder_steps([0.0003, 0.3], 1) == {0.0001, 1.0}
+    assert frontier.ladder_steps([0.0001, 1.0], 2) == set() == frontier.ladder_steps([0.01], 0)
+
+
 def test_ratios_per_seed_with_lower_bounds_and_their_mean(frontier):
     ratios = frontier.seed_ratios([2, 4, None, None], [6, None, 8, None], 16)
     # 6/2; tanh not reached: more than 16/4; ReLU not reached: less than 8/16; neither: none
@@ -76,6 +92,11 @@ def test_a_setting_compares_each_unit_at_its_own_best_rate(frontier):
     assert row["ratios"] == [(1.5, "="), (1.5, ">")]      # 3/2, and more than 3/2
     assert row["mean"] == (1.5, ">")
     assert "| base | 0.01 | 0.1 | 2 2 | 3 >3 | 1.5, > 1.5 | > 1.5 |" in frontier.table([row], 25)
+    # a rate tried for one unit only (beyond its grid) leaves the other's cells empty
+    runs += [run("relu", 0.003, 0, [40, 30, 30]), run("relu", 0.003, 1, [30, 30, 20])]
+    rates = frontier.rate_table(runs, ["base"], 25)
+    assert "| base | 0.003 | > 3.0 | 25 | - | - |" in rates            # (3 + 3) / 2, one not reached
+    assert "| base | 0.01 | 2.0 | 10 | > 3.0 | 60 |" in rates
 
 
 def test_a_wider_initial_spread_saturates_more_tanh_inputs(frontier):
@@ -142,14 +163,18 @@ def test_frontier_refuses_bad_options(frontier, args, message, capsys):
 def test_a_tiny_sweep_and_its_resumption(tmp_path):
     command = [sys.executable, "examples/figure1_frontier.py", "--classes", "2", "--per-class", "8", "--size", "16",
                "--batch-size", "8", "--epochs", "2", "--seeds", "1", "--lrs", "0.01", "0.03", "--other-lrs", "0.01",
-               "0.03", "--spreads", "2", "--depths", "--out", str(tmp_path)]
+               "0.03", "--spreads", "2", "--depths", "--extend", "1", "--out", str(tmp_path)]
     first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     saved = json.loads((tmp_path / "runs.json").read_text())
-    assert sorted((r["setting"], r["unit"], r["lr"], r["seed"]) for r in saved["runs"]) == sorted(
-        (setting, unit, lr, 0) for setting in ("base", "spread x2") for unit in ("relu", "tanh") for lr in (0.01, 0.03))
+    made = {(r["setting"], r["unit"], r["lr"], r["seed"]) for r in saved["runs"]}
+    grid = {(setting, unit, lr, 0) for setting in ("base", "spread x2") for unit in ("relu", "tanh")
+            for lr in (0.01, 0.03)}
+    # the grid, and at most one rate beyond it (0.003 or 0.1) per unit and setting
+    assert grid <= made and len(made) == len(saved["runs"]) <= 8 + 4
+    assert {lr for _, _, lr, _ in made - grid} <= {0.003, 0.1}
     assert all(len(r["errors"]) == 2 for r in saved["runs"])
-    assert "8 runs to do" in first.stdout and "| setting |" in first.stdout
+    assert "8 runs of the grids to do" in first.stdout and "| setting |" in first.stdout
     # and how many of tanh's inputs start beyond +-2: one share per tanh layer, three in each net
     saturated = first.stdout.split("tanh inputs beyond +-2")[1]
     assert all(f"| {setting} |" in saturated for setting in ("base", "spread x2"))
@@ -157,7 +182,7 @@ def test_a_tiny_sweep_and_its_resumption(tmp_path):
     # again: every run is found, none is trained, runs.json stays as it was
     second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr
-    assert "0 runs to do, 8 found" in second.stdout and "[1/" not in second.stdout
+    assert "0 runs of the grids to do, 8 found" in second.stdout and "  [" not in second.stdout
     assert json.loads((tmp_path / "runs.json").read_text()) == saved
     # other epochs are another experiment: refused, in one line
     other = subprocess.run(command + ["--epochs", "3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
