@@ -4,6 +4,7 @@ with ReLUs than with tanh units (section 3.1).
     python examples/figure1.py                  # 3 seeds, both units; about 3 minutes on a 2-core CPU
     python examples/figure1.py --quick          # a first try: 1 seed, fewer images and epochs
     python examples/figure1.py --size 32 --lr 0.02 --lr-tanh 0.005 --out runs/figure1-32
+    python examples/figure1.py --init-scale 4 --convs 5   # a wider initial spread, a deeper net
     python examples/figure1.py --cifar10 cifar-10-python.tar.gz     # the paper's data, if you have it
 
 The paper trained a four-layer convolutional network on CIFAR-10 (32x32 images, 10
@@ -17,6 +18,8 @@ layers and one fully-connected layer built from tinyalex's layers, the same for 
 units but for the non-linearity; both start from the same weights for a given seed and see
 the same batches. Both units get the same learning rate by default (``--lr``);
 ``--lr-tanh`` gives tanh its own, to try the paper's "fastest learning rate for each".
+``--init-scale`` multiplies every layer's initial weight spread and ``--convs`` deepens the
+net (see :func:`four_layer_net`); examples/figure1_frontier.py sweeps all three.
 
 Writes OUT/figure1.png (training error against epochs: solid ReLU, dashed tanh, as the
 paper draws it), OUT/figure1.json (every epoch's numbers) and prints the epochs each run
@@ -59,6 +62,11 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.01, help="learning rate of both units (default 0.01)")
     p.add_argument("--lr-tanh", type=float, help="a learning rate of its own for tanh (default: --lr)")
+    p.add_argument("--init-scale", type=float, default=1.0,
+                   help="multiplies every layer's initial weight spread, 1/sqrt(fan-in) (default 1)")
+    p.add_argument("--convs", type=int, default=3,
+                   help="conv layers (default 3); each one past the third is a 3x3 conv of 64 channels without "
+                        "pooling, placed before the last pooling")
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="training error %% to reach (default 25)")
     p.add_argument("--out", type=Path, default=Path("runs/figure1"))
     args = p.parse_args(argv)
@@ -81,7 +89,9 @@ def parse_args(argv=None):
         p.error(f"--batch-size {args.batch_size} is more than the {args.classes * args.per_class} training images")
     if args.size < 16:
         p.error("--size must be at least 16: three 3/2 poolings need it")
-    for name in ("lr", "lr_tanh"):
+    if args.convs < 3:
+        p.error("--convs must be at least 3: the net has three pooled conv layers")
+    for name in ("lr", "lr_tanh", "init_scale"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -114,24 +124,35 @@ def standardised(images):
     return x
 
 
-def four_layer_net(unit, size, classes, seed):
+def four_layer_net(unit, size, classes, seed, init_scale=1.0, convs=3):
     """conv 5x5 (32) > pool > conv 5x5 (32) > pool > conv 5x5 (64) > pool > fc: the layers
     of the paper's CIFAR-10 nets, each conv followed by ``unit`` and a 3/2 max-pooling.
 
-    Weights from N(0, 1/fan-in), the same draws for both units with the same seed."""
+    Weights from N(0, (init_scale^2)/fan-in), the same draws for both units with the same
+    seed. ``convs`` above 3 deepens the net the way AlexNet stacks conv3 to conv5: each
+    extra layer is a 3x3 conv of 64 channels with pad 1, followed by ``unit`` and no
+    pooling, placed after conv3's unit and before the last pooling, so every spatial size
+    stays what it was. The defaults give the same layers and weights as without them."""
     rng = np.random.default_rng(seed)
     after_pools = size
     for _ in range(3):
         after_pools = (after_pools - 3) // 2 + 1
+    # (kernel, channels, pooled after it)
+    table = [(5, 32, True), (5, 32, True), (5, 64, convs == 3)]
+    table += [(3, 64, i == convs) for i in range(4, convs + 1)]
     layers = []
     channels = 3
-    for i, width in enumerate((32, 32, 64), start=1):
-        layers += [(f"conv{i}", Conv2D(channels, width, 5, pad=2, input_grad=i > 1,
-                                       weight_std=(channels * 25) ** -0.5, rng=rng)),
-                   (f"{unit}{i}", UNITS[unit]()), (f"pool{i}", MaxPool2D(3, 2))]
+    for i, (kernel, width, pooled) in enumerate(table, start=1):
+        fan_in = channels * kernel * kernel
+        layers += [(f"conv{i}", Conv2D(channels, width, kernel, pad=kernel // 2, input_grad=i > 1,
+                                       weight_std=init_scale * fan_in ** -0.5, rng=rng)),
+                   (f"{unit}{i}", UNITS[unit]())]
+        if pooled:
+            layers.append((f"pool{i}", MaxPool2D(3, 2)))
         channels = width
     features = channels * after_pools**2
-    layers += [("flatten", Flatten()), ("fc4", Linear(features, classes, weight_std=features ** -0.5, rng=rng))]
+    layers += [("flatten", Flatten()),
+               (f"fc{convs + 1}", Linear(features, classes, weight_std=init_scale * features ** -0.5, rng=rng))]
     return layers
 
 
@@ -222,9 +243,10 @@ def main(argv=None):
     print("process settings: " + "; ".join(engines.tune_process()))
     source = f"CIFAR-10 ({args.cifar10})" if args.cifar10 else "built-in"
     print(f"Figure 1 at small scale: {args.classes} {source} classes, {args.per_class} training images each, "
-          f"{args.size}x{args.size} pixels; {args.seeds} seed(s) x (ReLU, tanh), {args.epochs} epochs, batch "
-          f"{args.batch_size}, SGD momentum 0.9, no weight decay, no dropout, no augmentation; learning rate "
-          f"{args.lr} for ReLU and {args.lr_tanh or args.lr} for tanh", flush=True)
+          f"{args.size}x{args.size} pixels; {args.convs} conv layers, initial spread x{args.init_scale:g}; "
+          f"{args.seeds} seed(s) x (ReLU, tanh), {args.epochs} epochs, batch {args.batch_size}, SGD momentum 0.9, "
+          f"no weight decay, no dropout, no augmentation; learning rate {args.lr} for ReLU and "
+          f"{args.lr_tanh or args.lr} for tanh", flush=True)
     try:
         x, labels = (cifar10_images(args.cifar10, args.per_class) if args.cifar10
                      else builtin_images(args.classes, args.per_class, args.size))
@@ -235,8 +257,8 @@ def main(argv=None):
         for unit in ("relu", "tanh"):
             lr = args.lr_tanh if unit == "tanh" and args.lr_tanh else args.lr
             run_start = time.perf_counter()
-            errors = train(four_layer_net(unit, args.size, args.classes, seed), x, labels, args.epochs, lr,
-                           args.batch_size, seed)
+            net = four_layer_net(unit, args.size, args.classes, seed, args.init_scale, args.convs)
+            errors = train(net, x, labels, args.epochs, lr, args.batch_size, seed)
             runs.append({"unit": unit, "seed": seed, "lr": lr, "errors": errors,
                          "seconds": time.perf_counter() - run_start})
             print(f"  {unit:4} seed {seed}: training error by epoch "
