@@ -70,13 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="training error %% to reach (default 25)")
     p.add_argument("--out", type=Path, default=Path("runs/figure1"))
     args = p.parse_args(argv)
-    preset = SETTINGS["quick" if args.quick else "full"]
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in ("seeds", "epochs", "per_class", "batch_size", "size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    apply_preset(p, args, SETTINGS["quick" if args.quick else "full"],
+                 ("seeds", "epochs", "per_class", "batch_size", "size"))
     if args.cifar10 is not None:
         if args.size != 24 and args.size != 32:
             p.error("--size is 32 with --cifar10 (CIFAR-10's images are 32x32)")
@@ -95,6 +90,16 @@ def parse_args(argv=None):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
+
+
+def apply_preset(parser, args, preset, counts):
+    """Fill the options the user left out from ``preset``; refuse a count below 1."""
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
 
 
 def builtin_images(classes, per_class, size, seed=0):

@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from figure1 import THRESHOLD, builtin_images, epochs_to_reach, four_layer_net, train
+from figure1 import THRESHOLD, apply_preset, builtin_images, epochs_to_reach, four_layer_net, train
 
 from tinyalex import Tanh, engines
 from tinyalex.datasets.synthetic import CLASSES
@@ -87,13 +87,7 @@ def parse_args(argv=None):
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="training error %% to reach (default 25)")
     p.add_argument("--out", type=Path, default=Path("runs/figure1-frontier"))
     args = p.parse_args(argv)
-    preset = PRESETS["quick" if args.quick else "full"]
-    for name, value in preset.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    for name in ("seeds", "epochs", "per_class", "batch_size"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    apply_preset(p, args, PRESETS["quick" if args.quick else "full"], ("seeds", "epochs", "per_class", "batch_size"))
     if args.extend < 0:
         p.error("--extend must be 0 or more")
     if not 2 <= args.classes <= len(CLASSES):

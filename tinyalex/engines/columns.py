@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..kernels import native
+from .process import usable_cores
 
 
 class ColumnThreads:
@@ -77,14 +78,6 @@ def column_runner(engine, devices):
     if engine.column_threads and two_on_one_cpu and usable_cores() > 1:
         return ColumnThreads(len(devices))
     return in_turn
-
-
-def usable_cores():
-    """The cores this process may run on (``taskset`` and containers may allow fewer than
-    the machine has)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def in_turn(calls):

@@ -126,6 +126,14 @@ def tune_process():
     return report
 
 
+def usable_cores():
+    """The cores this process may run on (``taskset`` and containers may allow fewer than
+    the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class BlasThreads:
     """How many threads NumPy's BLAS uses for each training step, chosen by timing the steps.
 
@@ -151,7 +159,7 @@ class BlasThreads:
     """
 
     def __init__(self, cores=None, *, slower=1.3, probe=2, every=25, window=5):
-        self.cores = cores or os.cpu_count() or 1
+        self.cores = cores or usable_cores()
         self.slower, self.probe, self.every, self.window = slower, probe, every, window
         try:
             from threadpoolctl import threadpool_limits
