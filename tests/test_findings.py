@@ -39,6 +39,23 @@ def test_ablations_end_to_end_and_resumed_without_rerunning(tmp_path):
     assert sorted(json.dumps(r, sort_keys=True) for r in again) == sorted(json.dumps(r, sort_keys=True) for r in saved)
 
 
+def test_a_run_the_schedule_ended_early_counts_as_done(tmp_path):
+    """Three drops of the learning rate end a run before --epochs (section 5): the study neither
+    trains it again nor leaves it out of the table."""
+    ablations = example("ablations")
+    out = tmp_path / "out"
+    out.mkdir()
+    ended_early = {"variant": "paper", "seed": 0, "epochs": 3, "max_epochs": 5, "val_top1_error": 12.5,
+                   "val_top5_error": 1.5, "val_top1_error_10crop": None, "train_top1_error": 11.0,
+                   "val_loss": 0.4, "train_loss": 0.3, "seconds": 1.0, "parameters": 1}
+    (out / "results.json").write_text(json.dumps([ended_early]))
+    args = ["--variants", "paper", "--seeds", "1", "--epochs", "5", "--data-scale", "0.04",
+            "--data-out", str(tmp_path / "data"), "--out", str(out), "--devices", "cpu"]
+    assert ablations.main(args) == [ended_early]
+    assert not (out / "paper-seed0").exists()         # nothing was trained
+    assert "| paper |" in (out / "ablations.md").read_text()
+
+
 def test_mean_and_spread_in_the_table():
     ablations = example("ablations")
     results = [{"variant": "paper", "seed": s, "val_top1_error": e1, "val_top5_error": e5, "train_top1_error": 1.0}
