@@ -5,6 +5,9 @@ Every test runs twice: on the NumPy path alone (the layers as constructed), and 
 compiled kernels (tinyalex.kernels.native) for every pass of every layer, where a compiler
 is there."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from gradcheck import check_layer, rel_error
@@ -12,6 +15,7 @@ from gradcheck import check_layer, rel_error
 from tinyalex.layers import (LRN, Conv2D, Dropout, Flatten, Linear, MaxPool2D, ReLU, SoftmaxCrossEntropy,
                              Tanh, col2im, im2col)
 from tinyalex.engines import RebuildingConv2D, SharedImageCols
+from tinyalex.engines.memory import SharedMatrix
 from tinyalex.layers.base import Layer
 from tinyalex.layers.loss import softmax
 from tinyalex.kernels.native import find_compiler
@@ -420,9 +424,9 @@ def test_shared_image_cols_hand_one_matrix_to_the_second_layer_once(rng):
     second = RebuildingConv2D(3, 2, 3, 2, 1, rng=rng, dtype="float64")
     first.shared = second.shared = shared
     x = rng.standard_normal((2, 3, 9, 9))
-    built = first.build_cols(x)
-    assert second.build_cols(x) is built                   # borrowed, not built again
-    assert shared.cols is None                              # and forgotten at once
+    built = first.build_cols(x, True)
+    assert second.build_cols(x, True) is built             # borrowed, not built again
+    assert shared.current is None                           # and forgotten at once
     np.testing.assert_array_equal(built, im2col(x, 3, 2, 1))
     alone = Conv2D(3, 2, 3, 2, 1, dtype="float64")
     alone.weight, alone.bias = second.weight, second.bias
@@ -430,13 +434,94 @@ def test_shared_image_cols_hand_one_matrix_to_the_second_layer_once(rng):
     assert rel_error(second.forward(x), alone.forward(x)) == 0
     # another array of the same shape while a matrix is pending: built afresh from it
     other = x + 1.0
-    pending = first.build_cols(x)
-    assert shared.cols is pending
-    np.testing.assert_array_equal(second.build_cols(other), im2col(other, 3, 2, 1))
+    pending = first.build_cols(x, True)
+    assert shared.current.cols is pending
+    np.testing.assert_array_equal(second.build_cols(other, True), im2col(other, 3, 2, 1))
     wider = RebuildingConv2D(3, 4, 3, 1, 1, dtype="float64")
     wider.shared = shared
-    first.build_cols(x)
-    assert wider.build_cols(x).shape == (27, 2 * 9 * 9)    # another geometry: its own matrix
+    first.build_cols(x, True)
+    assert wider.build_cols(x, True).shape == (27, 2 * 9 * 9)    # another geometry: its own matrix
+
+
+def build_in_two_threads(layers, x, train):
+    """Each layer's build_cols(x, train) in a thread of its own -> their matrices."""
+    results, threads = [None, None], []
+    for i, layer in enumerate(layers):
+        threads.append(threading.Thread(target=lambda i=i, layer=layer: results.__setitem__(
+            i, layer.build_cols(x, train))))
+        threads[-1].start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()                        # no column waits for ever
+    return results
+
+
+def test_shared_image_cols_in_slices_and_kept_for_backward(rng, monkeypatch):
+    """Side by side, two columns build the one matrix in slices of the batch and read it
+    again in backward; an evaluation's is let go at once."""
+    shared = SharedImageCols(parts=4, keep=True)
+    layers = [RebuildingConv2D(3, 4, 3, 2, 1, input_grad=False, dtype="float64") for _ in range(2)]
+    for layer in layers:
+        layer.shared = shared
+    filled = []
+    fill = SharedMatrix.fill
+    monkeypatch.setattr(SharedMatrix, "fill", lambda self, part, layer: filled.append(part) or fill(self, part, layer))
+    x = rng.standard_normal((6, 3, 9, 9))                   # 6 images in 4 slices: 1, 2, 1, 2
+    a, b = build_in_two_threads(layers, x, True)
+    assert a is b and sorted(filled) == [0, 1, 2, 3]        # each slice built once, by one of them
+    np.testing.assert_array_equal(a, im2col(x, 3, 2, 1))
+    assert shared.current.cols is a                         # held for backward
+    assert build_in_two_threads(layers, x, False) == [a, a] and len(filled) == 4   # backward reads it
+    assert shared.current is None                           # and then lets it go
+    build_in_two_threads(layers, x, False)                  # an evaluation
+    assert shared.current is None and len(filled) == 8
+    # a column alone (or the columns in turn) builds every slice itself
+    assert layers[0].build_cols(x, True) is layers[1].build_cols(x, True)
+    # the layers' passes give what Conv2D gives
+    plain = Conv2D(3, 4, 3, 2, 1, input_grad=False, rng=rng, dtype="float64")
+    for layer in layers:
+        layer.weight, layer.bias = plain.weight, plain.bias
+    dout = rng.standard_normal(plain.forward(x).shape)
+    plain.backward(dout)
+    for layer in layers:
+        assert rel_error(layer.forward(x), plain.forward(x)) == 0
+    for layer in layers:
+        layer.backward(dout)
+        assert rel_error(layer.dweight, plain.dweight) == 0
+
+
+def test_a_column_that_fails_to_build_its_slice_does_not_leave_the_other_waiting(rng, monkeypatch):
+    shared = SharedImageCols(parts=8, keep=True)
+    layers = [RebuildingConv2D(3, 4, 3, 2, 1, dtype="float64") for _ in range(2)]
+    for layer in layers:
+        layer.shared = shared
+    fill = SharedMatrix.fill
+
+    def fail_on_slice_5(self, part, layer):
+        if part == 5:
+            raise MemoryError("no room for slice 5")
+        time.sleep(0.01)
+        fill(self, part, layer)
+    monkeypatch.setattr(SharedMatrix, "fill", fail_on_slice_5)
+    errors = []
+
+    def build(layer):
+        try:
+            layer.build_cols(x, True)
+        except BaseException as error:
+            errors.append(error)
+    x = rng.standard_normal((8, 3, 9, 9))
+    threads = [threading.Thread(target=build, args=(layer,)) for layer in layers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert any(isinstance(e, MemoryError) for e in errors) and len(errors) == 2
+    assert all(isinstance(e, MemoryError) or isinstance(e.__cause__, MemoryError) for e in errors)
+    assert shared.current is None                           # nothing half-built is handed out later
+    monkeypatch.setattr(SharedMatrix, "fill", fill)
+    np.testing.assert_array_equal(layers[0].build_cols(x, False), im2col(x, 3, 2, 1))
 
 
 def test_a_rebuilding_layer_keeps_only_its_input(rng):

@@ -431,21 +431,33 @@ def test_the_engine_changes_the_sums_not_the_network(engine):
 IN_TURN = engines.replace(engines.FAST, column_threads=False)
 
 
-def test_both_columns_conv1_share_one_im2col_matrix_on_one_device_when_they_run_in_turn(monkeypatch):
+def test_both_columns_conv1_share_one_im2col_matrix_on_one_device(monkeypatch):
     model = small_model(engine=IN_TURN)
     conv1_a, conv1_b = model.column_a.layer("conv1"), model.column_b.layer("conv1")
     assert conv1_a.shared is conv1_b.shared is not None
+    assert (conv1_a.shared.parts, conv1_a.shared.keep) == (1, False)   # in turn: built whole, backward again
     assert not hasattr(model.column_a.layer("conv2"), "shared")
     built = []
     build_cols = type(conv1_a).build_cols
-    monkeypatch.setattr(type(conv1_a), "build_cols", lambda self, x: built.append(build_cols(self, x)) or built[-1])
+    monkeypatch.setattr(type(conv1_a), "build_cols",
+                        lambda self, x, train: built.append(build_cols(self, x, train)) or built[-1])
     model.forward(np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32))
     assert len(built) == 2 and built[0] is built[1]          # one matrix for both columns
     assert small_model(columns=1, engine=IN_TURN).column_a.layer("conv1").shared is None
-    # side by side in threads the columns would race for it: each builds its own
-    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
-    assert small_model(engine=engines.FAST).column_a.layer("conv1").shared is None
     assert type(small_model(engine="plain").column_a.layer("conv1")) is Conv2D   # plain: nothing shared
+    # side by side, in threads: built in slices by both, and kept for both columns' backward
+    monkeypatch.setattr(engines.columns, "usable_cores", lambda: 2)
+    threaded = small_model(engine=engines.FAST)
+    shared = threaded.column_a.layer("conv1").shared
+    assert shared is threaded.column_b.layer("conv1").shared and (shared.parts, shared.keep) == (8, True)
+    built.clear()
+    x = np.random.default_rng(0).standard_normal((16, 3, 67, 67)).astype(np.float32)
+    loss_fn = SoftmaxCrossEntropy()
+    loss_fn.forward(threaded.forward(x, train=True), np.arange(16) % 5)
+    assert shared.current is not None and shared.current.filled == 8
+    threaded.backward(loss_fn.backward())
+    assert len(built) == 4 and all(cols is built[0] for cols in built)   # two forward, two backward: one matrix
+    assert shared.current is None                            # let go after backward
 
 def blas_threads():
     from threadpoolctl import threadpool_info

@@ -17,8 +17,7 @@ net is built. There are two:
     CPU (on a GPU it measured slower and larger than im2col, and without compiled
     kernels its NumPy transforms are 4 to 7 times slower);
   - conv layers that rebuild their im2col matrix in backward (:mod:`.memory`): every one
-    on a GPU, conv1 everywhere; on one device the two columns' conv1 build one matrix,
-    when they run one after the other;
+    on a GPU, conv1 everywhere; on one device the two columns' conv1 build one matrix;
   - on a CPU with two or more cores, the two columns side by side, a thread each
     (:mod:`.columns`), as the paper's two GPUs run them.
 
@@ -51,7 +50,8 @@ class Engine:
     rebuild: which conv layers rebuild their im2col matrix in backward instead of keeping
         it: a subset of ("cpu", "gpu", "image"): every layer on a CPU, every layer on a
         GPU, the layers that read the image.
-    share_image_cols: the two columns' conv1 on one device build one im2col matrix.
+    share_image_cols: the two columns' conv1 on one device build one im2col matrix; with
+        ``column_threads``, each builds half of it, and it is kept for backward.
     column_threads: the two columns on one CPU run side by side, each in a thread of its
         own with one BLAS thread (:mod:`.columns`), instead of one after the other with
         every thread in each matrix product.
@@ -130,9 +130,13 @@ def build(model, engine):
     by the model's constructor."""
     one_device = len(model.columns) == 2 and model.devices[0] == model.devices[1]
     model.run_columns = column_runner(engine, model.devices)
-    # the shared matrix goes from the first column that asks to the second: in turn only
-    in_turn_on_one_device = one_device and model.run_columns is in_turn
-    shared = SharedImageCols() if engine.share_image_cols and in_turn_on_one_device else None
+    shared = None
+    if engine.share_image_cols and one_device:
+        # in turn, the first column builds it and the second takes it; side by side, each
+        # builds half (in slices, so that neither waits long for the other) and it is kept
+        # for backward, which would otherwise build it twice more
+        side_by_side = isinstance(model.run_columns, ColumnThreads)
+        shared = SharedImageCols(parts=8, keep=True) if side_by_side else SharedImageCols()
     for column in model.columns:
         for name, layer in list(column.named_layers()):
             if type(layer) is Conv2D:

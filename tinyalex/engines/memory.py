@@ -11,10 +11,15 @@ largest buffer of the network, about k*k / stride^2 times the size of its input 
   and, built first and used last, it is held through the whole backward pass, which is
   when memory peaks (docs/benchmarks.md measures both).
 * :class:`SharedImageCols` lets the two columns' conv1 on one device, which read the same
-  images with the same geometry, build one matrix between them instead of two.
+  images with the same geometry, build one matrix between them instead of two: in turn,
+  the first column builds it and the second takes it; side by side, in a thread each,
+  each builds half of it, and the one matrix is kept for both columns' backward.
 """
 
-from ..layers.conv import Conv2D, im2col, im2col_kernel
+import threading
+
+from ..backend import get_array_module
+from ..layers.conv import Conv2D, im2col, im2col_kernel, output_size, patches
 
 
 class RebuildingConv2D(Conv2D):
@@ -25,60 +30,131 @@ class RebuildingConv2D(Conv2D):
 
     def forward(self, x, train=True):
         self.check_input(x)
-        out = self.multiply(self.build_cols(x), x.shape, train)
+        out = self.multiply(self.build_cols(x, train), x.shape, train)
         self.cols, self.x = None, (x if train else None)   # backward rebuilds cols from x
         return out
 
     def backward(self, dout):
         self.check_saved(self.x)
-        self.cols, self.x = self.build_cols(self.x), None
+        self.cols, self.x = self.build_cols(self.x, False), None
         return super().backward(dout)
 
-    def build_cols(self, x):
-        """The im2col matrix of ``x``, built as forward builds it (or borrowed from the
-        other column's conv1, which has just built it)."""
+    def build_cols(self, x, train):
+        """The im2col matrix of ``x``, built as forward builds it, or through the matrix
+        the two columns' conv1 share (``train``: a forward pass that backward will follow)."""
         if self.shared is not None:
-            cols = self.shared.take(x, self)
-            if cols is not None:
-                return cols
+            return self.shared.cols(x, self, train)
+        return self.im2col(x)
+
+    def im2col(self, x):
         kernels = self.kernels_for(x, "forward")
         if kernels is None:
-            cols = im2col(x, self.kernel_size, self.stride, self.pad)
-        else:
-            cols = im2col_kernel(x, self.kernel_size, self.stride, self.pad, kernels)
-        if self.shared is not None:
-            self.shared.offer(x, self, cols)
-        return cols
+            return im2col(x, self.kernel_size, self.stride, self.pad)
+        return im2col_kernel(x, self.kernel_size, self.stride, self.pad, kernels)
 
     def __repr__(self):
         return "Rebuilding" + super().__repr__()
 
 
 class SharedImageCols:
-    """Hands the im2col matrix one conv layer built to the other layer that asks for the
-    same input array with the same geometry, once.
+    """One im2col matrix for the two columns' conv1 layers on one device.
 
-    On one device the two columns' conv1 layers read the same images (the same array)
-    with the same kernel size, stride and padding, so their im2col matrices are equal: the
-    first to ask builds it, the second takes it, and this object forgets it. It holds a
-    matrix only between those two calls, never from one step to the next; a call with
-    another input array (even one equal to it), or from a layer with another geometry,
-    builds afresh.
+    Both read the same images (the same array) with the same kernel size, stride and
+    padding, so their matrices are equal. The first layer to ask for the matrix of an array
+    starts it; it is filled in ``parts`` slices of the batch, each by whichever layer claims
+    it first, and every layer waits until the last slice is in. So a column alone, or the
+    columns in turn, build the whole matrix once, and two columns in threads of their own
+    build half each, at the same time. A call with another array (even one equal to it), or
+    from a layer with another geometry, starts afresh.
+
+    How long it is held: without ``keep``, until both columns' forward (or both backward)
+    have taken it, so backward builds it again; with ``keep``, a training forward's matrix
+    stays until both columns' backward have read it (an evaluation's is let go at once).
+    A training forward that no backward follows holds it until the next forward.
     """
 
-    def __init__(self):
-        self.source = self.geometry = self.cols = None
+    def __init__(self, columns=2, parts=1, keep=False):
+        self.columns, self.parts, self.keep = columns, parts, keep
+        self.changed = threading.Condition()
+        self.current = None      # the matrix being built or held: a SharedMatrix
 
-    @staticmethod
-    def geometry_of(layer):
-        return layer.kernel_size, layer.stride, layer.pad
+    def cols(self, x, layer, train):
+        """The im2col matrix of ``x`` for ``layer``'s geometry: this call builds the slices
+        nobody has claimed yet, then waits for the others' slices."""
+        with self.changed:
+            matrix = self.current
+            if matrix is None or matrix.source is not x or matrix.geometry != geometry_of(layer):
+                matrix = self.current = SharedMatrix(x, layer, self.parts, readers=self.columns * (
+                    2 if self.keep and train else 1))
+        while (part := self.claim(matrix)) is not None:
+            try:
+                matrix.fill(part, layer)
+            except BaseException as error:
+                with self.changed:
+                    matrix.error = error
+                    self.forget(matrix)
+                raise
+            with self.changed:
+                matrix.filled += 1
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.wait_for(lambda: matrix.filled == self.parts or matrix.error is not None)
+            if matrix.error is not None:
+                raise RuntimeError("the other column's conv1 failed to build its part of the im2col matrix "
+                                   "the two columns share") from matrix.error
+            matrix.readers -= 1
+            if matrix.readers == 0:
+                self.forget(matrix)
+            return matrix.cols
 
-    def take(self, x, layer):
-        """The matrix offered for this very array ``x`` and ``layer``'s geometry, or None."""
-        if self.source is x and self.geometry == self.geometry_of(layer):
-            cols, self.source, self.geometry, self.cols = self.cols, None, None, None
-            return cols
-        return None
+    def claim(self, matrix):
+        with self.changed:
+            if matrix.claimed == self.parts or matrix.error is not None:
+                return None
+            matrix.claimed += 1
+            return matrix.claimed - 1
 
-    def offer(self, x, layer, cols):
-        self.source, self.geometry, self.cols = x, self.geometry_of(layer), cols
+    def forget(self, matrix):
+        """Let go of ``matrix`` (the caller holds the lock); wakes whoever waits for it."""
+        if self.current is matrix:
+            self.current = None
+        self.changed.notify_all()
+
+
+def geometry_of(layer):
+    return layer.kernel_size, layer.stride, layer.pad
+
+
+class SharedMatrix:
+    """One array's im2col matrix, filled a slice of the batch at a time."""
+
+    def __init__(self, x, layer, parts, readers):
+        self.source, self.geometry, self.parts, self.readers = x, geometry_of(layer), parts, readers
+        self.claimed = self.filled = 0
+        self.error = None
+        self.cols = None
+        if parts > 1:
+            N, C, H, W = x.shape
+            k, s, p = self.geometry
+            rows, columns = C * k * k, N * output_size(H, k, s, p) * output_size(W, k, s, p)
+            self.cols = get_array_module(x).empty((rows, columns), dtype=x.dtype)
+
+    def fill(self, part, layer):
+        """Builds slice ``part`` of the batch's images into the matrix: in one piece for one
+        part, else as a copy of the slice's patches into its columns of the matrix."""
+        x = self.source
+        if self.parts == 1:
+            self.cols = layer.im2col(x)
+            return
+        N, C = x.shape[:2]
+        start, stop = part * N // self.parts, (part + 1) * N // self.parts
+        if start == stop:
+            return
+        view = patches(x[start:stop], layer.kernel_size, layer.stride, layer.pad)
+        _, k, _, _, OH, OW = view.shape
+        target = self.cols.reshape(C, k, k, N, OH, OW)[:, :, :, start:stop]
+        if layer.kernels_for(x, "forward") is None:
+            target[...] = view
+        else:
+            target[...] = layer.im2col(x[start:stop]).reshape(view.shape)
+

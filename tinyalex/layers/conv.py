@@ -59,10 +59,17 @@ def exact_output_size(size, kernel_size, stride, pad=0):
 def im2col(x, kernel_size, stride, pad):
     """(N, C, H, W) -> (C*k*k, N*OH*OW): every k x k patch of the batch as one column.
 
-    The patches are first a strided *view* of the padded input (no copy): element
-    [c, i, j, n, oy, ox] of the view is x[n, c, oy*s + i, ox*s + j]. The final reshape
-    copies that view into a contiguous matrix.
+    The patches are first a strided *view* of the padded input (no copy, :func:`patches`);
+    the final reshape copies that view into a contiguous matrix.
     """
+    view = patches(x, kernel_size, stride, pad)
+    C, k, _, N, OH, OW = view.shape
+    return view.reshape(C * k * k, N * OH * OW)
+
+
+def patches(x, kernel_size, stride, pad):
+    """(N, C, H, W) -> a view (C, k, k, N, OH, OW) of the padded input, nothing copied:
+    element [c, i, j, n, oy, ox] is x[n, c, oy*s + i, ox*s + j]."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     k = kernel_size
@@ -70,9 +77,8 @@ def im2col(x, kernel_size, stride, pad):
     if pad:
         x = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     sN, sC, sH, sW = x.strides
-    patches = xp.lib.stride_tricks.as_strided(
+    return xp.lib.stride_tricks.as_strided(
         x, shape=(C, k, k, N, OH, OW), strides=(sC, sH, sW, sN, sH * stride, sW * stride))
-    return patches.reshape(C * k * k, N * OH * OW)
 
 
 def col2im(cols, x_shape, kernel_size, stride, pad):
