@@ -424,8 +424,8 @@ def test_shared_image_cols_hand_one_matrix_to_the_second_layer_once(rng):
     second = RebuildingConv2D(3, 2, 3, 2, 1, rng=rng, dtype="float64")
     first.shared = second.shared = shared
     x = rng.standard_normal((2, 3, 9, 9))
-    built = first.build_cols(x, True)
-    assert second.build_cols(x, True) is built             # borrowed, not built again
+    built = first.build_cols(x, "train")
+    assert second.build_cols(x, "train") is built          # borrowed, not built again
     assert shared.current is None                           # and forgotten at once
     np.testing.assert_array_equal(built, im2col(x, 3, 2, 1))
     alone = Conv2D(3, 2, 3, 2, 1, dtype="float64")
@@ -434,21 +434,21 @@ def test_shared_image_cols_hand_one_matrix_to_the_second_layer_once(rng):
     assert rel_error(second.forward(x), alone.forward(x)) == 0
     # another array of the same shape while a matrix is pending: built afresh from it
     other = x + 1.0
-    pending = first.build_cols(x, True)
+    pending = first.build_cols(x, "train")
     assert shared.current.cols is pending
-    np.testing.assert_array_equal(second.build_cols(other, True), im2col(other, 3, 2, 1))
+    np.testing.assert_array_equal(second.build_cols(other, "train"), im2col(other, 3, 2, 1))
     wider = RebuildingConv2D(3, 4, 3, 1, 1, dtype="float64")
     wider.shared = shared
-    first.build_cols(x, True)
-    assert wider.build_cols(x, True).shape == (27, 2 * 9 * 9)    # another geometry: its own matrix
+    first.build_cols(x, "train")
+    assert wider.build_cols(x, "train").shape == (27, 2 * 9 * 9)    # another geometry: its own matrix
 
 
-def build_in_two_threads(layers, x, train):
-    """Each layer's build_cols(x, train) in a thread of its own -> their matrices."""
+def build_in_two_threads(layers, x, use):
+    """Each layer's build_cols(x, use) in a thread of its own -> their matrices."""
     results, threads = [None, None], []
     for i, layer in enumerate(layers):
         threads.append(threading.Thread(target=lambda i=i, layer=layer: results.__setitem__(
-            i, layer.build_cols(x, train))))
+            i, layer.build_cols(x, use))))
         threads[-1].start()
     for thread in threads:
         thread.join(timeout=60)
@@ -467,16 +467,16 @@ def test_shared_image_cols_in_slices_and_kept_for_backward(rng, monkeypatch):
     fill = SharedMatrix.fill
     monkeypatch.setattr(SharedMatrix, "fill", lambda self, part, layer: filled.append(part) or fill(self, part, layer))
     x = rng.standard_normal((6, 3, 9, 9))                   # 6 images in 4 slices: 1, 2, 1, 2
-    a, b = build_in_two_threads(layers, x, True)
+    a, b = build_in_two_threads(layers, x, "train")
     assert a is b and sorted(filled) == [0, 1, 2, 3]        # each slice built once, by one of them
     np.testing.assert_array_equal(a, im2col(x, 3, 2, 1))
     assert shared.current.cols is a                         # held for backward
-    assert build_in_two_threads(layers, x, False) == [a, a] and len(filled) == 4   # backward reads it
+    assert build_in_two_threads(layers, x, "backward") == [a, a] and len(filled) == 4   # backward reads it
     assert shared.current is None                           # and then lets it go
-    build_in_two_threads(layers, x, False)                  # an evaluation
-    assert shared.current is None and len(filled) == 8
+    build_in_two_threads(layers, x, "evaluation")
+    assert shared.current is None and len(filled) == 8      # an evaluation's: let go at once
     # a column alone (or the columns in turn) builds every slice itself
-    assert layers[0].build_cols(x, True) is layers[1].build_cols(x, True)
+    assert layers[0].build_cols(x, "train") is layers[1].build_cols(x, "train")
     # the layers' passes give what Conv2D gives
     plain = Conv2D(3, 4, 3, 2, 1, input_grad=False, rng=rng, dtype="float64")
     for layer in layers:
@@ -488,6 +488,27 @@ def test_shared_image_cols_in_slices_and_kept_for_backward(rng, monkeypatch):
     for layer in layers:
         layer.backward(dout)
         assert rel_error(layer.dweight, plain.dweight) == 0
+
+
+def test_a_new_forward_pass_never_reads_the_last_ones_matrix(rng):
+    """A training forward that no backward followed leaves its matrix held; a program that
+    then refills the same array with the next batch must get that batch's matrix."""
+    shared = SharedImageCols(parts=2, keep=True)
+    layers = [RebuildingConv2D(3, 4, 3, 2, 1, input_grad=False, dtype="float64") for _ in range(2)]
+    for layer in layers:
+        layer.shared = shared
+    batch = rng.standard_normal((4, 3, 9, 9))
+    for layer in layers:
+        layer.build_cols(batch, "train")                    # a forward without backward
+    batch[...] = rng.standard_normal(batch.shape)           # the next batch, in the same array
+    for use in ("train", "evaluation"):
+        for layer in layers:
+            np.testing.assert_array_equal(layer.build_cols(batch, use), im2col(batch, 3, 2, 1))
+    # a backward reads only a matrix its own layer's forward read
+    other = RebuildingConv2D(3, 4, 3, 2, 1, input_grad=False, dtype="float64")
+    other.shared = shared
+    kept = layers[0].build_cols(batch, "train")
+    assert other.build_cols(batch, "backward") is not kept
 
 
 def test_a_column_that_fails_to_build_its_slice_does_not_leave_the_other_waiting(rng, monkeypatch):
@@ -507,7 +528,7 @@ def test_a_column_that_fails_to_build_its_slice_does_not_leave_the_other_waiting
 
     def build(layer):
         try:
-            layer.build_cols(x, True)
+            layer.build_cols(x, "train")
         except BaseException as error:
             errors.append(error)
     x = rng.standard_normal((8, 3, 9, 9))
@@ -521,7 +542,7 @@ def test_a_column_that_fails_to_build_its_slice_does_not_leave_the_other_waiting
     assert all(isinstance(e, MemoryError) or isinstance(e.__cause__, MemoryError) for e in errors)
     assert shared.current is None                           # nothing half-built is handed out later
     monkeypatch.setattr(SharedMatrix, "fill", fill)
-    np.testing.assert_array_equal(layers[0].build_cols(x, False), im2col(x, 3, 2, 1))
+    np.testing.assert_array_equal(layers[0].build_cols(x, "evaluation"), im2col(x, 3, 2, 1))
 
 
 def test_a_rebuilding_layer_keeps_only_its_input(rng):

@@ -440,7 +440,7 @@ def test_both_columns_conv1_share_one_im2col_matrix_on_one_device(monkeypatch):
     built = []
     build_cols = type(conv1_a).build_cols
     monkeypatch.setattr(type(conv1_a), "build_cols",
-                        lambda self, x, train: built.append(build_cols(self, x, train)) or built[-1])
+                        lambda self, x, use: built.append(build_cols(self, x, use)) or built[-1])
     model.forward(np.random.default_rng(0).standard_normal((2, 3, 67, 67)).astype(np.float32))
     assert len(built) == 2 and built[0] is built[1]          # one matrix for both columns
     assert small_model(columns=1, engine=IN_TURN).column_a.layer("conv1").shared is None

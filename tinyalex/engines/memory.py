@@ -24,26 +24,27 @@ from ..layers.conv import Conv2D, im2col, im2col_kernel, output_size, patches
 
 class RebuildingConv2D(Conv2D):
     """:class:`~tinyalex.layers.Conv2D` that keeps its input instead of its im2col matrix
-    and rebuilds the matrix in backward."""
+    and rebuilds the matrix in backward (or reads the one the two columns share)."""
 
     shared = None   # a SharedImageCols, for the conv1 layers of two columns on one device
 
     def forward(self, x, train=True):
         self.check_input(x)
-        out = self.multiply(self.build_cols(x, train), x.shape, train)
-        self.cols, self.x = None, (x if train else None)   # backward rebuilds cols from x
+        out = self.multiply(self.build_cols(x, "train" if train else "evaluation"), x.shape, train)
+        self.cols, self.x = None, (x if train else None)   # backward builds cols from x again
         return out
 
     def backward(self, dout):
         self.check_saved(self.x)
-        self.cols, self.x = self.build_cols(self.x, False), None
+        self.cols, self.x = self.build_cols(self.x, "backward"), None
         return super().backward(dout)
 
-    def build_cols(self, x, train):
-        """The im2col matrix of ``x``, built as forward builds it, or through the matrix
-        the two columns' conv1 share (``train``: a forward pass that backward will follow)."""
+    def build_cols(self, x, use):
+        """The im2col matrix of ``x`` for a pass of ``use`` ("train", "evaluation" or
+        "backward"): built as forward builds it, or through the matrix the two columns'
+        conv1 share."""
         if self.shared is not None:
-            return self.shared.cols(x, self, train)
+            return self.shared.cols(x, self, use)
         return self.im2col(x)
 
     def im2col(self, x):
@@ -60,17 +61,17 @@ class SharedImageCols:
     """One im2col matrix for the two columns' conv1 layers on one device.
 
     Both read the same images (the same array) with the same kernel size, stride and
-    padding, so their matrices are equal. The first layer to ask for the matrix of an array
+    padding, so their matrices are equal. The first layer to ask for the matrix of a pass
     starts it; it is filled in ``parts`` slices of the batch, each by whichever layer claims
     it first, and every layer waits until the last slice is in. So a column alone, or the
     columns in turn, build the whole matrix once, and two columns in threads of their own
-    build half each, at the same time. A call with another array (even one equal to it), or
-    from a layer with another geometry, starts afresh.
+    build half each, at the same time.
 
-    How long it is held: without ``keep``, until both columns' forward (or both backward)
-    have taken it, so backward builds it again; with ``keep``, a training forward's matrix
-    stays until both columns' backward have read it (an evaluation's is let go at once).
-    A training forward that no backward follows holds it until the next forward.
+    Without ``keep``, a matrix serves one pass of both columns (forward, or backward, which
+    builds it again); with ``keep``, a training forward's matrix also serves both columns'
+    backward. A layer never reads a matrix twice in forward: its next forward pass starts a
+    new one, even from the same array, whose pixels may have changed in between. A call
+    with another array, or from a layer with another geometry, starts afresh too.
     """
 
     def __init__(self, columns=2, parts=1, keep=False):
@@ -78,14 +79,15 @@ class SharedImageCols:
         self.changed = threading.Condition()
         self.current = None      # the matrix being built or held: a SharedMatrix
 
-    def cols(self, x, layer, train):
-        """The im2col matrix of ``x`` for ``layer``'s geometry: this call builds the slices
-        nobody has claimed yet, then waits for the others' slices."""
+    def cols(self, x, layer, use):
+        """The im2col matrix of ``x`` for ``layer``'s pass of ``use`` ("train",
+        "evaluation" or "backward"): this call builds the slices nobody has claimed yet,
+        then waits for the others' slices."""
         with self.changed:
             matrix = self.current
-            if matrix is None or matrix.source is not x or matrix.geometry != geometry_of(layer):
-                matrix = self.current = SharedMatrix(x, layer, self.parts, readers=self.columns * (
-                    2 if self.keep and train else 1))
+            if matrix is None or not matrix.serves(x, layer, use):
+                matrix = self.current = SharedMatrix(x, layer, self.parts, use, keep=self.keep and use == "train")
+            matrix.readers[use == "backward"].add(id(layer))
         while (part := self.claim(matrix)) is not None:
             try:
                 matrix.fill(part, layer)
@@ -102,12 +104,12 @@ class SharedImageCols:
             if matrix.error is not None:
                 raise RuntimeError("the other column's conv1 failed to build its part of the im2col matrix "
                                    "the two columns share") from matrix.error
-            matrix.readers -= 1
-            if matrix.readers == 0:
+            if matrix.served_all(self.columns):
                 self.forget(matrix)
             return matrix.cols
 
     def claim(self, matrix):
+        """The next slice of ``matrix`` nobody builds yet, now this caller's; None if none is left."""
         with self.changed:
             if matrix.claimed == self.parts or matrix.error is not None:
                 return None
@@ -126,10 +128,12 @@ def geometry_of(layer):
 
 
 class SharedMatrix:
-    """One array's im2col matrix, filled a slice of the batch at a time."""
+    """One array's im2col matrix, filled a slice of the batch at a time, and who read it."""
 
-    def __init__(self, x, layer, parts, readers):
-        self.source, self.geometry, self.parts, self.readers = x, geometry_of(layer), parts, readers
+    def __init__(self, x, layer, parts, use, keep):
+        self.source, self.geometry, self.parts = x, geometry_of(layer), parts
+        self.for_backward, self.keep = use == "backward", keep
+        self.readers = (set(), set())     # ids of the layers that read it in forward, in backward
         self.claimed = self.filled = 0
         self.error = None
         self.cols = None
@@ -138,6 +142,20 @@ class SharedMatrix:
             k, s, p = self.geometry
             rows, columns = C * k * k, N * output_size(H, k, s, p) * output_size(W, k, s, p)
             self.cols = get_array_module(x).empty((rows, columns), dtype=x.dtype)
+
+    def serves(self, x, layer, use):
+        """Whether ``layer``'s pass of ``use`` on ``x`` reads this matrix."""
+        if self.source is not x or self.geometry != geometry_of(layer) or self.error is not None:
+            return False
+        forward, backward = self.readers
+        if use != "backward":
+            return not self.for_backward and id(layer) not in forward
+        return id(layer) not in backward and (self.for_backward or (self.keep and id(layer) in forward))
+
+    def served_all(self, columns):
+        """Whether every column has read it in the last pass it serves."""
+        forward, backward = self.readers
+        return len(backward if self.for_backward or self.keep else forward) == columns
 
     def fill(self, part, layer):
         """Builds slice ``part`` of the batch's images into the matrix: in one piece for one
