@@ -78,12 +78,7 @@ def parse_args(argv=None):
         args.size, args.classes = 32, 10
         if args.per_class > 5000:
             p.error("--per-class is at most 5000 with --cifar10 (CIFAR-10 has 5000 training images per class)")
-    if not 2 <= args.classes <= len(CLASSES):
-        p.error(f"--classes must be from 2 to {len(CLASSES)}")
-    if args.batch_size > args.classes * args.per_class:
-        p.error(f"--batch-size {args.batch_size} is more than the {args.classes * args.per_class} training images")
-    if args.size < 16:
-        p.error("--size must be at least 16: three 3/2 poolings need it")
+    check_images(p, args)
     if args.convs < 3:
         p.error("--convs must be at least 3: the net has three pooled conv layers")
     for name in ("lr", "lr_tanh", "init_scale"):
@@ -100,6 +95,17 @@ def apply_preset(parser, args, preset, counts):
     for name in counts:
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def check_images(parser, args):
+    """Refuse a number of classes, a batch or an image size the four-layer net cannot take."""
+    if not 2 <= args.classes <= len(CLASSES):
+        parser.error(f"--classes must be from 2 to {len(CLASSES)}")
+    if args.batch_size > args.classes * args.per_class:
+        parser.error(f"--batch-size {args.batch_size} is more than the {args.classes * args.per_class} "
+                     "training images")
+    if args.size < 16:
+        parser.error("--size must be at least 16: three 3/2 poolings need it")
 
 
 def builtin_images(classes, per_class, size, seed=0):

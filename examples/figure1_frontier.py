@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from figure1 import THRESHOLD, apply_preset, builtin_images, epochs_to_reach, four_layer_net, train
+from figure1 import THRESHOLD, apply_preset, builtin_images, check_images, epochs_to_reach, four_layer_net, train
 
 from tinyalex import Tanh, engines
 from tinyalex.datasets.synthetic import CLASSES
@@ -90,12 +90,7 @@ def parse_args(argv=None):
     apply_preset(p, args, PRESETS["quick" if args.quick else "full"], ("seeds", "epochs", "per_class", "batch_size"))
     if args.extend < 0:
         p.error("--extend must be 0 or more")
-    if not 2 <= args.classes <= len(CLASSES):
-        p.error(f"--classes must be from 2 to {len(CLASSES)}")
-    if args.batch_size > args.classes * args.per_class:
-        p.error(f"--batch-size {args.batch_size} is more than the {args.classes * args.per_class} training images")
-    if args.size < 16:
-        p.error("--size must be at least 16: three 3/2 poolings need it")
+    check_images(p, args)
     for name in ("lrs", "other_lrs", "spreads"):
         if any(value <= 0 for value in getattr(args, name)):
             p.error(f"--{name.replace('_', '-')} must all be positive")
