@@ -100,7 +100,7 @@ class SharedImageCols:
                 matrix.filled += 1
                 self.changed.notify_all()
         with self.changed:
-            self.changed.wait_for(lambda: matrix.filled == self.parts or matrix.error is not None)
+            self.changed.wait_for(lambda: matrix.filled == matrix.parts or matrix.error is not None)
             if matrix.error is not None:
                 raise RuntimeError("the other column's conv1 failed to build its part of the im2col matrix "
                                    "the two columns share") from matrix.error
@@ -111,7 +111,7 @@ class SharedImageCols:
     def claim(self, matrix):
         """The next slice of ``matrix`` nobody builds yet, now this caller's; None if none is left."""
         with self.changed:
-            if matrix.claimed == self.parts or matrix.error is not None:
+            if matrix.claimed == matrix.parts or matrix.error is not None:
                 return None
             matrix.claimed += 1
             return matrix.claimed - 1
@@ -136,12 +136,13 @@ class SharedMatrix:
         self.readers = (set(), set())     # ids of the layers that read it in forward, in backward
         self.claimed = self.filled = 0
         self.error = None
+        N, C, H, W = x.shape
+        k, s, p = self.geometry
+        self.patch_shape = (C, k, k, N, output_size(H, k, s, p), output_size(W, k, s, p))
         self.cols = None
         if parts > 1:
-            N, C, H, W = x.shape
-            k, s, p = self.geometry
-            rows, columns = C * k * k, N * output_size(H, k, s, p) * output_size(W, k, s, p)
-            self.cols = get_array_module(x).empty((rows, columns), dtype=x.dtype)
+            C, k, _, N, OH, OW = self.patch_shape
+            self.cols = get_array_module(x).empty((C * k * k, N * OH * OW), dtype=x.dtype)
 
     def serves(self, x, layer, use):
         """Whether ``layer``'s pass of ``use`` on ``x`` reads this matrix."""
@@ -164,15 +165,13 @@ class SharedMatrix:
         if self.parts == 1:
             self.cols = layer.im2col(x)
             return
-        N, C = x.shape[:2]
+        N = x.shape[0]
         start, stop = part * N // self.parts, (part + 1) * N // self.parts
         if start == stop:
             return
-        view = patches(x[start:stop], layer.kernel_size, layer.stride, layer.pad)
-        _, k, _, _, OH, OW = view.shape
-        target = self.cols.reshape(C, k, k, N, OH, OW)[:, :, :, start:stop]
+        target = self.cols.reshape(self.patch_shape)[:, :, :, start:stop]     # a view: these images' columns
         if layer.kernels_for(x, "forward") is None:
-            target[...] = view
+            target[...] = patches(x[start:stop], *self.geometry)
         else:
-            target[...] = layer.im2col(x[start:stop]).reshape(view.shape)
+            target[...] = layer.im2col(x[start:stop]).reshape(target.shape)
 
